@@ -1,0 +1,56 @@
+# simclr-course: the README's commands. Every target creates .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+PROFILE ?= cpu
+
+.PHONY: install test lint unit notebooks lab course bench clean
+
+# (Re)install the project into .venv whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+unit: $(STAMP)
+	$(PY) -m pytest --durations=10
+
+notebooks: $(STAMP)
+ifneq ($(NOTEBOOKS),)
+	SIMCLR_PROFILE=ci $(PY) -m pytest --nbmake --durations=10 $(NOTEBOOKS)
+else
+	@echo "no notebooks yet"
+endif
+
+# Everything CI runs: lint, unit tests, notebooks in the `ci` profile.
+test: lint unit notebooks
+
+# Open the course in JupyterLab.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Execute the whole course (profile $(PROFILE), default cpu) into build/course/ (notebooks + HTML).
+course: $(STAMP)
+ifneq ($(NOTEBOOKS),)
+	@mkdir -p build/course
+	SIMCLR_PROFILE=$(PROFILE) $(VENV)/bin/jupyter nbconvert --to notebook --execute \
+		--ExecutePreprocessor.timeout=1800 --output-dir build/course $(NOTEBOOKS)
+	$(VENV)/bin/jupyter nbconvert --to html --output-dir build/course build/course/*.ipynb
+	@echo "executed course: build/course/"
+else
+	@echo "no notebooks yet"
+endif
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_augment.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache
