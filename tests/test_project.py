@@ -1,0 +1,62 @@
+"""The project's packaging stays consistent: environment.yml, pyproject.toml, README, CI."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _requirement_names(reqs):
+    return {re.split(r"[<>=!~\[ ;]", r.strip(), maxsplit=1)[0].lower() for r in reqs}
+
+
+def _environment_pip_section():
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
+    entries = []
+    for line in lines[start + 1:]:
+        m = re.match(r"\s+- (.+)", line)
+        if not m or not line.startswith("      "):
+            break
+        entries.append(m.group(1).strip())
+    return entries
+
+
+def test_environment_yml_lists_exactly_the_pyproject_dependencies():
+    deps = PYPROJECT["project"]["dependencies"] + \
+        PYPROJECT["project"]["optional-dependencies"]["dev"]
+    pip = _environment_pip_section()
+    assert "-e .[dev]" in pip, "environment.yml must install the project itself"
+    listed = [e for e in pip if not e.startswith("-e")]
+    assert sorted(listed) == sorted(deps), (
+        "environment.yml's pip list and pyproject.toml disagree; update both together")
+    assert _requirement_names(listed) == _requirement_names(deps)
+
+
+def test_environment_yml_pins_python_311():
+    assert re.search(r"^\s+- python=3\.11\s*$", (ROOT / "environment.yml").read_text(), re.M)
+
+
+def test_dependencies_are_the_few_we_chose():
+    runtime = _requirement_names(PYPROJECT["project"]["dependencies"])
+    assert runtime == {"torch", "torchvision", "matplotlib", "scikit-learn", "ipywidgets",
+                       "jupyterlab", "tqdm"}
+    assert _requirement_names(PYPROJECT["project"]["optional-dependencies"]["dev"]) == {
+        "pytest", "nbmake", "ruff"}
+    # Ranges, never exact pins (the local pip configuration resolves them).
+    assert not any("==" in r for r in PYPROJECT["project"]["dependencies"])
+
+
+def test_readme_starts_with_the_two_commands_and_names_the_repository():
+    readme = (ROOT / "README.md").read_text()
+    head = readme[:1500]
+    assert "make course" in head and "make test" in head
+    assert PYPROJECT["project"]["urls"]["Repository"] in readme
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci and "set -euo pipefail" in ci
+    assert "CI=true" in ci
