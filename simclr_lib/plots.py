@@ -1,0 +1,480 @@
+"""Figures for the course: views, similarity matrices, t-SNE, label efficiency, retrieval.
+
+Every function returns a :class:`matplotlib.figure.Figure` and never calls ``show()``.
+Figures are created with ``Figure(...)``, not ``plt.subplots``, so they are not registered
+with pyplot: in a notebook, a call that ends a cell displays its figure exactly once,
+``fig = plot_...(...)`` displays nothing until ``fig`` (or ``display(fig)``), and figures
+made in a loop do not pile up in memory. Save with ``fig.savefig("name.png")``.
+
+Colours come from the Okabe-Ito palette, which stays distinguishable under the common
+forms of colour blindness; where colour carries meaning, a second cue (marker, line
+style) carries it too.
+
+Introduced in notebooks/01_augmentations.ipynb (views, histograms) and used throughout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+
+# Okabe & Ito (2008), plus grey and brown for a tenth class.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442",
+           "#000000", "#999999", "#8C510A")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+GOOD, BAD = "#009E73", "#D55E00"  # bluish green / vermillion
+
+
+@functools.cache
+def _enable_notebook_display() -> None:
+    """Let Jupyter render our Figures (which pyplot does not know about) as images.
+
+    The inline backend registers its PNG formatter for ``Figure`` when its module is
+    imported, which pyplot normally does on its first figure; import it ourselves so a
+    notebook that never touches pyplot still shows images rather than ``<Figure ...>``.
+    """
+    if "ipykernel" not in sys.modules:
+        return
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    if backend.startswith("module://"):
+        module = backend.removeprefix("module://")
+    elif backend.lower() == "inline":
+        module = "matplotlib_inline.backend_inline"
+    else:
+        return
+    with contextlib.suppress(ImportError):
+        importlib.import_module(module)
+
+
+def _figure(**kwargs: Any) -> Figure:
+    _enable_notebook_display()
+    return Figure(layout="constrained", **kwargs)
+
+
+def _to_numpy_images(images: Any) -> np.ndarray:
+    """uint8 (0..255) or float ([0, 1]) images (B, C, H, W) or (C, H, W) -> (B, H, W, 3)."""
+    x = torch.as_tensor(images).detach().cpu()
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (B, 1 or 3, H, W), got {tuple(x.shape)}")
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    x = x.clamp(0, 1).expand(-1, 3, -1, -1)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def _image_axis(ax: Any, img: np.ndarray) -> None:
+    ax.imshow(img, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _class_style(c: int, num_classes: int) -> tuple[str, str]:
+    if c < 0:
+        return "#BBBBBB", "."
+    return PALETTE[c % len(PALETTE)], MARKERS[(c // len(PALETTE) + c) % len(MARKERS)]
+
+
+def show_views(images: Any, views_i: Any = None, views_j: Any = None, n: int = 8,
+               titles: Sequence[str] | None = None) -> Figure:
+    """A row of images, or columns of (image, view ``x_i``, view ``x_j``).
+
+    Args:
+        images: (B, 3, H, W) uint8 or float images.
+        views_i, views_j: optional augmented views of the same images, same shape; each
+            given one adds a row under the images.
+        n: how many images to show (at most B). Without views they wrap after 8 per row.
+        titles: optional title per image (e.g. class names).
+
+    Returns:
+        A Figure with ``n`` axes (images only) or ``n x rows`` axes.
+    """
+    imgs = _to_numpy_images(images)
+    n = max(1, min(n, len(imgs)))
+    rows = [("image", imgs)]
+    for name, v in (("view $x_i$", views_i), ("view $x_j$", views_j)):
+        if v is not None:
+            rows.append((name, _to_numpy_images(v)))
+    if len(rows) == 1:
+        cols = min(n, 8)
+        nrows = math.ceil(n / cols)
+        fig = _figure(figsize=(1.5 * cols, 1.6 * nrows + 0.4))
+        axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+        for i, ax in enumerate(axes):
+            if i >= n:
+                fig.delaxes(ax)
+                continue
+            _image_axis(ax, imgs[i])
+            if titles is not None and i < len(titles):
+                ax.set_title(str(titles[i]), fontsize=9)
+        fig.suptitle("Images")
+        return fig
+    fig = _figure(figsize=(1.5 * n + 0.6, 1.55 * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    for r, (name, arr) in enumerate(rows):
+        if len(arr) < n:
+            raise ValueError(f"{name} has {len(arr)} images, fewer than n={n}")
+        for c in range(n):
+            _image_axis(axes[r, c], arr[c])
+        axes[r, 0].set_ylabel(name, fontsize=10)
+    if titles is not None:
+        for c in range(min(n, len(titles))):
+            axes[0, c].set_title(str(titles[c]), fontsize=9)
+    fig.suptitle("Each image and its augmented views")
+    return fig
+
+
+def plot_histograms(images: Any, bins: int = 32, n: int = 4,
+                    titles: Sequence[str] | None = None) -> Figure:
+    """Per-channel colour histograms of a few images, each under its image.
+
+    Crops of one image share its colour histogram, so a network could match two views by
+    colour alone; this is why SimCLR adds colour distortion (Section 3, Figure 6).
+
+    Args:
+        images: (B, 3, H, W) uint8 or float images.
+        bins: histogram bins over the intensity range 0..255.
+        n: how many images (at most B).
+        titles: optional title per image.
+
+    Returns:
+        A Figure with ``2 n`` axes: images on top, histograms below (shared y axis).
+    """
+    imgs = _to_numpy_images(images)
+    n = max(1, min(n, len(imgs)))
+    fig = _figure(figsize=(2.8 * n, 5.0))
+    fig.get_layout_engine().set(wspace=0.08)
+    axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [1.1, 1]})
+    edges = np.linspace(0, 255, bins + 1)
+    channels = (("R", "#D55E00", "-"), ("G", "#009E73", "--"), ("B", "#0072B2", ":"))
+    for i in range(n):
+        _image_axis(axes[0, i], imgs[i])
+        if titles is not None and i < len(titles):
+            axes[0, i].set_title(str(titles[i]), fontsize=9)
+        ax = axes[1, i]
+        for ch, (name, color, ls) in enumerate(channels):
+            counts, _ = np.histogram(imgs[i][..., ch] * 255, bins=edges)
+            ax.stairs(counts / counts.sum(), edges, color=color, linestyle=ls, linewidth=1.8,
+                      label=name)
+        ax.set_xlim(0, 255)
+        ax.set_xticks([0, 128, 255])
+        ax.set_xlabel("intensity")
+        if i > 0:
+            ax.sharey(axes[1, 0])
+            ax.tick_params(labelleft=False)
+    axes[1, 0].set_ylabel("fraction of pixels")
+    axes[1, 0].legend(fontsize=8, frameon=False)
+    fig.suptitle("Per-channel colour histograms")
+    return fig
+
+
+def plot_similarity(logits_or_sim: Any, n_pairs: int, mark_positives: bool = True) -> Figure:
+    """Heatmap of the (2N, 2N) similarity (or logit) matrix behind NT-Xent.
+
+    Rows are anchors and columns candidates, ordered ``[x_i views; x_j views]`` as in
+    :func:`simclr_lib.loss.similarity_logits`, so the positive of row ``k < N`` is column
+    ``k + N`` and vice versa. The diagonal (each view against itself) is masked out of the
+    loss and drawn in grey.
+
+    Args:
+        logits_or_sim: (2N, 2N) tensor or array; ``-inf`` entries count as masked.
+        n_pairs: N, the number of images (pairs of views).
+        mark_positives: outline the 2N positive cells.
+
+    Returns:
+        A Figure with 2 axes (the heatmap and its colour bar).
+    """
+    m = torch.as_tensor(logits_or_sim).detach().float().cpu().numpy().copy()
+    n = int(n_pairs)
+    if m.shape != (2 * n, 2 * n):
+        raise ValueError(f"expected a ({2 * n}, {2 * n}) matrix for n_pairs={n}, got {m.shape}")
+    m[~np.isfinite(m)] = np.nan
+    np.fill_diagonal(m, np.nan)
+    size = min(7.0, 2.5 + 0.18 * 2 * n)
+    fig = _figure(figsize=(size + 1.3, size))
+    ax = fig.subplots()
+    import matplotlib as mpl
+    cmap = mpl.colormaps["viridis"].with_extremes(bad="#BBBBBB")
+    im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, interpolation="nearest")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="similarity (or logit)")
+    ax.axhline(n - 0.5, color="white", linewidth=1.5)
+    ax.axvline(n - 0.5, color="white", linewidth=1.5)
+    centres = [(n - 1) / 2, n + (n - 1) / 2]
+    ax.set_xticks(centres, ["$x_i$ views", "$x_j$ views"])
+    ax.set_yticks(centres, ["$x_i$ views", "$x_j$ views"], rotation=90, va="center")
+    ax.tick_params(length=0)
+    ax.set_xlabel("candidate")
+    ax.set_ylabel("anchor")
+    handles = [Patch(facecolor="#BBBBBB", label="self (masked out)")]
+    if mark_positives:
+        lw = 2.0 if n <= 16 else 1.0
+        for k in range(2 * n):
+            col = (k + n) % (2 * n)
+            ax.add_patch(Rectangle((col - 0.5, k - 0.5), 1, 1, fill=False, edgecolor=BAD,
+                                   linewidth=lw))
+        handles.insert(0, Patch(facecolor="none", edgecolor=BAD, linewidth=2,
+                                label="positive pair"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
+              frameon=False, fontsize=9)
+    ax.set_title(f"Similarities of 2N = {2 * n} views")
+    return fig
+
+
+def _stratified(labels: np.ndarray, max_points: int, seed: int) -> np.ndarray:
+    """Indices of at most ``max_points`` rows, keeping the class proportions."""
+    n = len(labels)
+    if n <= max_points:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        take = max(1, int(round(max_points * len(idx) / n)))
+        picked.append(rng.permutation(idx)[:take])
+    return np.sort(np.concatenate(picked))[:max_points]
+
+
+def plot_tsne(h: Any, labels: Any, z: Any = None, classes: Sequence[str] | None = None,
+              max_points: int = 2000, seed: int = 0, perplexity: float = 30) -> Figure:
+    """2-D t-SNE (van der Maaten & Hinton 2008) of ``h``, and of ``z`` side by side.
+
+    Comparing the two shows what the projection head discards (SimCLR Section 4.2).
+    t-SNE preserves neighbourhoods, not distances or cluster sizes: read it for which
+    points group together, nothing more.
+
+    Args:
+        h: (N, D) features.
+        labels: (N,) class labels (negative = unlabelled, drawn in grey).
+        z: optional (N, D') projections of the same images.
+        classes: optional class names indexed by label.
+        max_points: subsample (stratified by class, with ``seed``) to at most this many
+            points; t-SNE is quadratic-ish in N.
+        seed: subsampling and t-SNE's random state.
+        perplexity: t-SNE perplexity (clipped below N / 3).
+
+    Returns:
+        A Figure with 1 axes, or 2 when ``z`` is given.
+    """
+    from sklearn.manifold import TSNE
+
+    y = torch.as_tensor(labels).cpu().numpy().astype(int)
+    idx = _stratified(y, max_points, seed)
+    panels = [("$h = f(x)$ (encoder)", h)] + ([("$z = g(h)$ (projection head)", z)]
+                                               if z is not None else [])
+    fig = _figure(figsize=(4.8 * len(panels) + 1.8, 4.8))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    present = np.unique(y[idx])
+    num_classes = int(present.max()) + 1 if len(present) else 0
+    for ax, (title, x) in zip(axes, panels, strict=True):
+        x = torch.as_tensor(x).detach().float().cpu().numpy()[idx]
+        perp = float(min(perplexity, max(1.0, (len(x) - 1) / 3)))
+        emb = TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto",
+                   random_state=seed).fit_transform(x)
+        for c in present:
+            color, marker = _class_style(int(c), num_classes)
+            name = "unlabelled" if c < 0 else (
+                str(classes[c]) if classes is not None and c < len(classes) else str(c))
+            sel = y[idx] == c
+            ax.scatter(emb[sel, 0], emb[sel, 1], s=10, color=color, marker=marker,
+                       alpha=0.8, linewidths=0, label=name)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("t-SNE 1")
+        ax.set_ylabel("t-SNE 2")
+    if len(present) <= 20:
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside right center", frameon=False,
+                   markerscale=1.8, fontsize=9)
+    fig.suptitle(f"t-SNE of {len(idx)} images")
+    return fig
+
+
+def _curves(results: Any) -> list[tuple[str, list[dict[str, Any]], bool]]:
+    """``(name, rows, is_baseline)`` for every curve."""
+    if isinstance(results, Mapping):
+        return [(str(k), list(v), False) for k, v in results.items()]
+    return [("SimCLR (linear probe)", list(results), False)]
+
+
+def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = None) -> Figure:
+    """Test accuracy against labels per class (log scale), with error bars over repeats.
+
+    Args:
+        results: the list returned by :func:`simclr_lib.evaluate.label_efficiency`, or a
+            dict ``name -> list`` for several curves.
+        baselines: optional ``name -> list`` (more curves, dashed) or ``name -> accuracy``
+            in [0, 1] (a horizontal line, e.g. the supervised model on all labels).
+
+    Returns:
+        A Figure with 1 axes. The ``None`` ("all labels") level is drawn at its average
+        number of labels per class and labelled "all".
+    """
+    curves = _curves(results)
+    lines: dict[str, float] = {}
+    for name, value in (baselines or {}).items():
+        if isinstance(value, (int, float)):
+            lines[str(name)] = float(value)
+        else:
+            curves.append((str(name), list(value), True))
+    fig = _figure(figsize=(8.4, 4.4))
+    ax = fig.subplots()
+    ticks: dict[float, str] = {}
+    num_classes = None
+    for _, rows, _ in curves:
+        for r in rows:
+            if r["labels_per_class"]:
+                num_classes = r["n_labels"] / r["labels_per_class"]
+    for i, (name, rows, dashed) in enumerate(curves):
+        xs, ys, es = [], [], []
+        for r in rows:
+            level = r["labels_per_class"]
+            x = float(level) if level else r["n_labels"] / (num_classes or 1)
+            ticks[x] = str(level) if level else "all"
+            xs.append(x)
+            ys.append(100 * r["mean"])
+            es.append(100 * r.get("std", 0.0))
+        order = np.argsort(xs)
+        ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=np.array(es)[order],
+                    color=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)],
+                    linestyle="--" if dashed else "-", capsize=3, label=name)
+    for j, (name, acc) in enumerate(lines.items()):
+        ax.axhline(100 * acc, color=PALETTE[(len(curves) + j) % len(PALETTE)],
+                   linestyle=(0, (5, 2, 1, 2)), linewidth=1.5, label=name)
+    if num_classes:
+        ax.axhline(100 / num_classes, color="#999999", linestyle=":", linewidth=1.2,
+                   label="chance")
+    ax.set_xscale("log")
+    ax.set_xticks(list(ticks), list(ticks.values()))
+    ax.minorticks_off()
+    ax.set_ylim(0, 100)
+    ax.grid(True, alpha=0.3)
+    ax.set_xlabel("labels per class (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    fig.legend(loc="outside right upper", frameon=False, fontsize=9)
+    ax.set_title("Label efficiency")
+    return fig
+
+
+def plot_knn_grid(query_images: Any, bank_images: Any, indices: Any, n_queries: int = 6,
+                  k: int = 8, query_labels: Any = None, bank_labels: Any = None) -> Figure:
+    """Retrieval grid: each row a query image and its ``k`` nearest neighbours.
+
+    Args:
+        query_images: (Q, 3, H, W) uint8 or float images.
+        bank_images: (N, 3, H, W) images searched.
+        indices: (Q, >= k) neighbour indices into the bank, nearest first (e.g. from
+            :func:`simclr_lib.diagnostics.nearest_neighbours`).
+        n_queries: rows to show (at most Q).
+        k: neighbours per row (at most ``indices.shape[1]``).
+        query_labels, bank_labels: optional labels; when both are given each neighbour
+            gets a border: solid green for the query's class, dashed red otherwise.
+
+    Returns:
+        A Figure with ``n_queries x (k + 1)`` axes.
+    """
+    queries, bank = _to_numpy_images(query_images), _to_numpy_images(bank_images)
+    idx = torch.as_tensor(indices).cpu().long().numpy()
+    n_queries = max(1, min(n_queries, len(queries), len(idx)))
+    k = max(1, min(k, idx.shape[1]))
+    labelled = query_labels is not None and bank_labels is not None
+    if labelled:
+        qy = torch.as_tensor(query_labels).cpu().numpy()
+        by = torch.as_tensor(bank_labels).cpu().numpy()
+    fig = _figure(figsize=(1.25 * (k + 1) + 0.3, 1.3 * n_queries + 0.6))
+    axes = fig.subplots(n_queries, k + 1, squeeze=False,
+                        gridspec_kw={"width_ratios": [1.15] + [1] * k})
+    for r in range(n_queries):
+        _image_axis(axes[r, 0], queries[r])
+        for spine in axes[r, 0].spines.values():
+            spine.set_visible(True)
+            spine.set_linewidth(2)
+        for c in range(k):
+            ax = axes[r, c + 1]
+            j = idx[r, c]
+            _image_axis(ax, bank[j])
+            if labelled:
+                same = by[j] == qy[r]
+                for spine in ax.spines.values():
+                    spine.set_visible(True)
+                    spine.set_color(GOOD if same else BAD)
+                    spine.set_linewidth(3)
+                    spine.set_linestyle("-" if same else "--")
+    axes[0, 0].set_title("query", fontsize=10)
+    for c in range(k):
+        axes[0, c + 1].set_title(f"#{c + 1}", fontsize=10)
+    title = "Nearest neighbours in feature space"
+    if labelled:
+        title += "\n(solid green border: same class, dashed red: another class)"
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _read_history(history: Any) -> list[dict[str, Any]]:
+    if isinstance(history, (str, Path)):
+        with open(history) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    return list(history)
+
+
+def plot_history(history: Any) -> Figure:
+    """Training curves from ``history.jsonl``: loss, learning rate and kNN accuracy.
+
+    Args:
+        history: a list of dicts (one per epoch, keys ``epoch``, ``loss``, ``lr`` and
+            optionally ``knn_top1`` in [0, 1] and ``images_per_s``), or the path of a
+            ``history.jsonl`` file.
+
+    Returns:
+        A Figure with 3 axes (loss, lr, kNN top-1), or 2 when no epoch has ``knn_top1``.
+        The median throughput, when recorded, is in the title.
+    """
+    rows = _read_history(history)
+    if not rows:
+        raise ValueError("history is empty")
+    epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
+    knn = [(e, r["knn_top1"]) for e, r in zip(epochs, rows, strict=True)
+           if r.get("knn_top1") is not None]
+    panels = 3 if knn else 2
+    fig = _figure(figsize=(4.2 * panels, 3.4))
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    series = [("loss", "NT-Xent loss", [r.get("loss") for r in rows], PALETTE[0]),
+              ("lr", "learning rate", [r.get("lr") for r in rows], PALETTE[1])]
+    for ax, (_, name, ys, color) in zip(axes, series, strict=False):
+        pts = [(e, y) for e, y in zip(epochs, ys, strict=True) if y is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color,
+                marker="o" if len(pts) < 30 else None, markersize=3)
+        ax.set_title(name)
+        ax.set_ylabel(name)
+    axes[1].ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    if knn:
+        ax = axes[2]
+        ax.plot([e for e, _ in knn], [100 * a for _, a in knn], color=PALETTE[2], marker="s",
+                markersize=3)
+        ax.set_title("kNN top-1 accuracy")
+        ax.set_ylabel("accuracy (%)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+    speeds = [r["images_per_s"] for r in rows if r.get("images_per_s")]
+    title = "Training history"
+    if speeds:
+        title += f" (median {np.median(speeds):,.0f} images/s)"
+    fig.suptitle(title)
+    return fig

@@ -1,0 +1,156 @@
+"""Every plot function returns a Figure with the expected axes, and never touches pyplot."""
+
+import json
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # headless, before matplotlib picks a backend
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from simclr_lib import plots  # noqa: E402
+from simclr_lib.plots import (  # noqa: E402
+    plot_histograms,
+    plot_history,
+    plot_knn_grid,
+    plot_label_efficiency,
+    plot_similarity,
+    plot_tsne,
+    show_views,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny inputs: one thread is fastest, and immune to a busy machine (t-SNE is OpenMP).
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_figures():
+    before = plt.get_fignums()
+    yield
+    assert plt.get_fignums() == before  # nothing registered with pyplot, nothing to leak
+
+
+def images(n=8, dtype=torch.uint8, size=8):
+    x = torch.randint(0, 256, (n, 3, size, size))
+    return x.to(torch.uint8) if dtype == torch.uint8 else x.float() / 255
+
+
+def check(fig, n_axes, tmp_path):
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == n_axes
+    fig.savefig(tmp_path / "fig.png", dpi=40)  # renders without error
+    assert (tmp_path / "fig.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_show_views(dtype, tmp_path):
+    x = images(10, dtype)
+    check(show_views(x, n=5), 5, tmp_path)
+    check(show_views(x, n=12), 10, tmp_path)  # n is capped at B; wraps after 8, no empty axes
+    check(show_views(x, x, n=4), 8, tmp_path)
+    fig = show_views(x, x.flip(-1), x, n=6, titles=[f"c{i}" for i in range(6)])
+    check(fig, 18, tmp_path)
+    assert fig.axes[0].get_title() == "c0"
+    with pytest.raises(ValueError, match="fewer than n"):
+        show_views(x, x[:2], n=4)
+    with pytest.raises(ValueError, match="images must be"):
+        show_views(torch.rand(4, 5, 8, 8))
+
+
+def test_plot_histograms(tmp_path):
+    check(plot_histograms(images(6), bins=16), 8, tmp_path)  # n=4 images: 4 + 4 histograms
+    check(plot_histograms(images(2, torch.float32), n=4), 4, tmp_path)
+
+
+def test_plot_similarity_marks_positives_and_masks_the_diagonal(tmp_path):
+    n = 4
+    sim = torch.randn(2 * n, 2 * n)
+    sim.fill_diagonal_(float("-inf"))  # as in similarity_logits
+    fig = plot_similarity(sim, n)
+    check(fig, 2, tmp_path)  # heatmap + colour bar
+    ax = fig.axes[0]
+    outlined = sorted((int(p.get_x() + 0.5), int(p.get_y() + 0.5)) for p in ax.patches)
+    assert outlined == sorted(((k + n) % (2 * n), k) for k in range(2 * n))
+    shown = ax.images[0].get_array()
+    assert np.ma.getmaskarray(shown).diagonal().all() and np.ma.getmaskarray(shown).sum() == 8
+    assert len(plot_similarity(sim.numpy(), n, mark_positives=False).axes[0].patches) == 0
+    with pytest.raises(ValueError, match="n_pairs"):
+        plot_similarity(sim, 3)
+
+
+def test_plot_tsne(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 3
+    h = 5 * torch.eye(3, 8)[y] + torch.randn(60, 8, generator=g)
+    check(plot_tsne(h, y, max_points=30, perplexity=5), 1, tmp_path)
+    fig = plot_tsne(h, y, z=h[:, :4], classes=["a", "b", "c"], max_points=30, perplexity=5)
+    check(fig, 2, tmp_path)
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 30  # subsampled
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c"]
+
+
+def test_stratified_subsample_keeps_class_proportions():
+    y = np.array([0] * 800 + [1] * 200)
+    idx = plots._stratified(y, 100, seed=0)
+    assert len(idx) == 100 and len(set(idx)) == 100
+    assert np.bincount(y[idx]).tolist() == [80, 20]
+
+
+def _levels(accs):
+    return [{"labels_per_class": k, "n_labels": (k or 50) * 10, "mean": a, "std": 0.02,
+             "accs": [a]} for k, a in zip((1, 10, None), accs, strict=True)]
+
+
+def test_plot_label_efficiency(tmp_path):
+    fig = plot_label_efficiency(_levels([0.3, 0.6, 0.8]))
+    check(fig, 1, tmp_path)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "10", "all"]
+    fig = plot_label_efficiency({"SimCLR": _levels([0.3, 0.6, 0.8])},
+                                baselines={"supervised": 0.9, "random": _levels([.1, .2, .3])})
+    check(fig, 1, tmp_path)
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"SimCLR", "supervised", "random", "chance"} <= set(names)
+
+
+def test_plot_knn_grid(tmp_path):
+    bank, y = images(20), torch.arange(20) % 2
+    idx = torch.arange(20).roll(1).repeat(4, 1)[:, :5]  # (4, 5)
+    fig = plot_knn_grid(bank[:4], bank, idx, n_queries=6, k=3, query_labels=y[:4],
+                        bank_labels=y)
+    check(fig, 4 * (3 + 1), tmp_path)  # n_queries capped at 4
+    # neighbour (row 0, #1) is bank[19], class 1, the query is class 0: a red border
+    assert fig.axes[1].spines["top"].get_edgecolor() == matplotlib.colors.to_rgba(plots.BAD)
+    check(plot_knn_grid(bank[:2], bank, idx[:2], n_queries=2, k=5), 12, tmp_path)
+
+
+def test_plot_history(tmp_path):
+    rows = [{"epoch": e, "loss": 5 - e / 10, "lr": 0.3 * e / 10, "images_per_s": 1000.0,
+             "knn_top1": 0.1 * e if e % 2 == 0 else None} for e in range(1, 11)]
+    fig = plot_history(rows)
+    check(fig, 3, tmp_path)
+    assert "1,000 images/s" in fig.get_suptitle()
+    assert len(fig.axes[2].lines[0].get_xdata()) == 5
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(json.dumps({k: v for k, v in r.items() if k != "knn_top1"})
+                              for r in rows) + "\n")
+    check(plot_history(path), 2, tmp_path)  # no kNN column: loss and lr only
+    with pytest.raises(ValueError, match="empty"):
+        plot_history([])
