@@ -1,0 +1,8 @@
+"""``python -m simclr_lib train|eval|bench`` (also under ``torchrun -m simclr_lib``)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The command line: both flag spellings, --help, and one-line errors with exit code 2."""
+
+import os
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+
+from simclr_lib.cli import build_parser, config_from_args, main
+
+ROOT = Path(__file__).resolve().parents[1]
+CI = ["train", "--profile", "ci", "--no-progress"]
+
+
+def test_both_spellings_of_multi_word_flags():
+    for argv in (["train", "--batch_size=32", "--lr=0.003"],
+                 ["train", "--batch-size", "32", "--lr", "0.003"]):
+        cfg = config_from_args(build_parser().parse_args(argv))
+        assert cfg.batch_size == 32 and cfg.lr == 0.003
+    cfg = config_from_args(build_parser().parse_args(
+        ["train", "--profile", "ci", "--warmup_epochs", "3", "--knn-every", "0"]))
+    assert (cfg.warmup_epochs, cfg.knn_every, cfg.dataset) == (3, 0, "shapes")
+
+
+def test_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--dataset", "--data-dir", "--image-size", "--encoder", "--epochs",
+                 "--batch-size", "--lr", "--temperature", "--optimizer", "--seed", "--device",
+                 "--precision", "--out", "--resume", "--profile"):
+        assert flag in text
+
+
+def _error(argv, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--batch-size", "1"], "batch size must be >= 2"),
+    (["--temperature", "0"], "temperature must be > 0"),
+    (["--batch-size", "100000"], "larger than the training set"),
+])
+def test_bad_settings_exit_2_with_one_line(extra, message, capsys, tmp_path):
+    assert message in _error(CI + ["--out", str(tmp_path)] + extra, capsys)
+
+
+@pytest.mark.parametrize("flag, value", [("--dataset", "imagenet"), ("--encoder", "vgg")])
+def test_unknown_choice_exits_2(flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(CI + [flag, value])
+    assert e.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_missing_data_directory(capsys, tmp_path):
+    err = _error(CI + ["--dataset", "folder", "--data-dir", str(tmp_path / "nope"),
+                       "--out", str(tmp_path / "run")], capsys)
+    assert "nope" in err
+
+
+def test_offline_download_names_the_offline_alternatives(capsys, tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tv_utils
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(tv_utils, "download_url", offline)
+    err = _error(CI + ["--dataset", "cifar10", "--data-dir", str(tmp_path),
+                       "--out", str(tmp_path / "run")], capsys)
+    assert "shapes" in err and "folder" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_gpu(capsys, tmp_path):
+    assert "no CUDA GPU" in _error(CI + ["--device", "cuda", "--out", str(tmp_path)], capsys)
+
+
+def test_resume_without_checkpoint(capsys, tmp_path):
+    assert "no checkpoint" in _error(["train", "--resume", str(tmp_path)], capsys)
+
+
+def test_resume_with_corrupt_checkpoint(capsys, tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"\x80\x04 truncated")
+    assert "corrupt" in _error(["train", "--resume", str(tmp_path)], capsys)
+
+
+def test_errors_print_no_traceback_from_a_real_process(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "simclr_lib", "train", "--batch_size=1",
+                        "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: batch size must be >= 2 (NT-Xent needs negatives), got 1"
