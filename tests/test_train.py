@@ -139,3 +139,22 @@ def test_new_run_refuses_to_overwrite_an_existing_one(tmp_path):
     with pytest.raises(ValueError, match="already holds a run"):
         fit(cfg)
     assert len(fit(cfg, overwrite=True).history) == 1
+
+
+def test_streaming_path_trains_on_a_folder_of_images(tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(40):
+        side = 24 + 8 * (i % 5)  # mixed sizes, resized to --image-size when loaded
+        pixels = torch.randint(0, 256, (side, side + 4, 3), generator=g, dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(images / f"{i}.png")
+    cfg = get_profile("ci").train
+    cfg.dataset, cfg.data_dir, cfg.image_size, cfg.in_memory = "folder", str(images), 32, False
+    cfg.num_workers, cfg.batch_size, cfg.epochs, cfg.out = 0, 16, 2, str(tmp_path / "run")
+    result = fit(cfg)
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+    assert (tmp_path / "run" / "best.pt").exists()
