@@ -23,9 +23,11 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest --durations=10
 
+# One OpenMP thread: the ci profile's tensors are tiny, and on shared 2-core machines
+# spinning threads made small ops up to 100x slower.
 notebooks: $(STAMP)
 ifneq ($(NOTEBOOKS),)
-	SIMCLR_PROFILE=ci $(PY) -m pytest --nbmake --durations=10 $(NOTEBOOKS)
+	SIMCLR_PROFILE=ci OMP_NUM_THREADS=1 $(PY) -m pytest --nbmake --durations=10 $(NOTEBOOKS)
 else
 	@echo "no notebooks yet"
 endif

@@ -148,7 +148,8 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
                                               test.labels, k=k),
             "supervised": supervised_baseline(factory, train.images, train.labels,
                                               test.images, test.labels, prof.baseline_epochs,
-                                              device=dev, progress=progress),
+                                              batch_size=prof.baseline_batch_size, device=dev,
+                                              progress=progress),
         }
     if label_efficiency_curve:
         from .plots import plot_label_efficiency
