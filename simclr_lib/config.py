@@ -63,7 +63,7 @@ class TrainConfig:
     lr_scaling: str = "linear"  # linear: lr*B/256 | sqrt: lr*sqrt(B) | none
     weight_decay: float = 1e-4  # L2 penalty (LARS/SGD) or decoupled decay (AdamW)
     momentum: float = 0.9  # LARS and SGD momentum
-    warmup_epochs: float = 10  # linear warm-up, then cosine decay to 0 (per iteration)
+    warmup_epochs: float = 10  # linear warm-up (at most half the run), then cosine to 0
     temperature: float = 0.5  # tau of NT-Xent
 
     # --- augmentation (Appendix A of the paper) ----------------------------------------------

@@ -260,7 +260,9 @@ def _fit(cfg: TrainConfig, ckpt: dict | None, device: torch.device, info: DistIn
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)
-    scheduler = warmup_cosine(optimizer, min(total, round(cfg.warmup_epochs * steps)), total)
+    # Warm-up takes at most half the run, so a short run (--epochs 2) still decays.
+    warmup = min(total // 2, round(cfg.warmup_epochs * steps))
+    scheduler = warmup_cosine(optimizer, warmup, total)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     start_epoch, start_step, history, best = 0, 0, [], -1.0
