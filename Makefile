@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 PROFILE ?= cpu
+# Jupyter refuses to run as root (containers, some cloud VMs) unless told it may.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: install test lint unit notebooks lab course bench clean
 
@@ -37,7 +39,7 @@ test: lint unit notebooks
 
 # Open the course in JupyterLab.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) notebooks/
 
 # Execute the whole course (profile $(PROFILE), default cpu) into build/course/ (notebooks + HTML).
 course: $(STAMP)
