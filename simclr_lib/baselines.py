@@ -87,6 +87,15 @@ def reinitialised(encoder: nn.Module, seed: int = 0) -> nn.Module:
     return fresh.to(device)
 
 
+def _fresh_encoder(encoder: nn.Module | Callable[[], nn.Module], seed: int) -> nn.Module:
+    """A randomly initialised encoder: a re-initialised copy of a module, or a factory's."""
+    if isinstance(encoder, nn.Module):
+        return reinitialised(encoder, seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return encoder()
+
+
 def _feature_dim(encoder: nn.Module, images: torch.Tensor, device: torch.device) -> int:
     if hasattr(encoder, "feature_dim"):
         return int(encoder.feature_dim)
@@ -237,12 +246,7 @@ def supervised_baseline(encoder_factory: Callable[[], nn.Module] | nn.Module,
     """
     _check_xy(train_images.flatten(1), train_labels, "train")
     c = _num_classes(num_classes, train_labels, test_labels)
-    if isinstance(encoder_factory, nn.Module):
-        f = reinitialised(encoder_factory, seed)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            f = encoder_factory()
+    f = _fresh_encoder(encoder_factory, seed)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
@@ -285,12 +289,7 @@ def random_encoder_baseline(encoder: nn.Module | Callable[[], nn.Module],
     Returns:
         ``{"knn_top1", "knn_top5", "linear_top1", "linear_top5", "weight_decay"}``.
     """
-    if isinstance(encoder, nn.Module):
-        f = reinitialised(encoder, seed)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            f = encoder()
+    f = _fresh_encoder(encoder, seed)
     train_h = extract_features(f, train_images, batch_size, device)
     test_h = extract_features(f, test_images, batch_size, device)
     return _knn_and_linear(train_h, train_labels, test_h, test_labels, k, temperature,

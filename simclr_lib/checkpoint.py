@@ -84,6 +84,12 @@ def set_rng_states(states: dict) -> None:
             torch.cuda.set_rng_state_all(cuda)
 
 
+def run_dir_of(path: str | os.PathLike) -> Path:
+    """The run directory of ``path``: itself when it is a directory, else its parent."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by training, with a clear error when that is impossible.
 

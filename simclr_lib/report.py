@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from .augment import BatchedAugment
-from .checkpoint import CheckpointError, encoder_from_config, load_checkpoint
+from .checkpoint import encoder_from_config, load_checkpoint, run_dir_of
 from .config import config_from_dict, get_profile
 from .data import SPLITS, load_dataset, train_val_split
 from .diagnostics import alignment, effective_rank, positive_pair_retrieval, uniformity
@@ -124,10 +124,9 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
     probe = linear_probe(train_h, train.labels, val_h, val.labels, test_h, test.labels,
                          device=dev)
     logreg = logistic_regression(train_h, train.labels, test_h, test.labels)
-    path = Path(checkpoint)
-    run_dir = path if path.is_dir() else path.parent
+    run_dir = run_dir_of(checkpoint)
     metrics: dict[str, Any] = {
-        "checkpoint": str(path), "epoch": ckpt.get("epoch"), "dataset": dataset,
+        "checkpoint": str(checkpoint), "epoch": ckpt.get("epoch"), "dataset": dataset,
         "image_size": int(test.images.shape[-1]), "encoder": cfg.encoder,
         "sizes": {name: len(ds) for name, ds in splits.items()},
         "knn_top1": knn["top1"], "knn_top5": knn["top5"], "knn_k": k,
@@ -195,17 +194,13 @@ def format_table(m: dict[str, Any]) -> str:
 
 def run_eval(args: argparse.Namespace) -> int:
     """CLI entry of ``python -m simclr_lib eval``."""
-    if not Path(args.checkpoint).exists():
-        raise CheckpointError(f"no checkpoint at {args.checkpoint}; pass RUN/last.pt or "
-                              f"RUN/best.pt of a training run")
     m = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir,
                             image_size=args.image_size, device=args.device,
                             baselines=args.baselines,
                             label_efficiency_curve=args.label_efficiency, tsne=args.tsne,
                             profile=args.profile, progress=not args.no_progress)
     print(format_table(m))
-    run_dir = Path(args.checkpoint)
-    run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+    run_dir = run_dir_of(args.checkpoint)
     print(f"wrote {run_dir / 'metrics.json'}" + (f" and {run_dir / 'tsne.png'}"
                                                   if args.tsne else ""))
     return 0

@@ -40,6 +40,7 @@ from .checkpoint import (
     encoder_from_config,
     load_checkpoint,
     rng_states,
+    run_dir_of,
     set_rng_states,
 )
 from .config import TrainConfig, config_from_dict, config_to_dict
@@ -216,8 +217,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None,
     ckpt = None
     if resume is not None:
         ckpt = load_checkpoint(resume)
-        run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
-        cfg = dataclasses.replace(config_from_dict(ckpt["config"]), out=str(run_dir))
+        cfg = dataclasses.replace(config_from_dict(ckpt["config"]), out=str(run_dir_of(resume)))
     cfg.validate()
     device = resolve_device(cfg.device)
     info = init_distributed(device.type)
@@ -309,8 +309,7 @@ def _fit(cfg: TrainConfig, ckpt: dict | None, device: torch.device, info: DistIn
             first, loss_sum = 0, torch.zeros((), device=device)
             if ckpt is not None and epoch == start_epoch and start_step > 0:
                 first = start_step
-                aug_gen.set_state(ckpt["aug_gen"].to(aug_gen.get_state().device)
-                                  if hasattr(ckpt["aug_gen"], "to") else ckpt["aug_gen"])
+                aug_gen.set_state(ckpt["aug_gen"])  # a CPU ByteTensor for every device
                 loss_sum += ckpt["loss_sum"]
             if cfg.in_memory:
                 perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(
@@ -318,8 +317,8 @@ def _fit(cfg: TrainConfig, ckpt: dict | None, device: torch.device, info: DistIn
                 batches = ((images[perm[s * B + info.rank * b: s * B + (info.rank + 1) * b]],
                             None) for s in range(first, steps))
             else:
-                loader.sampler.set_epoch(epoch) if hasattr(loader.sampler, "set_epoch") \
-                    else None
+                if hasattr(loader.sampler, "set_epoch"):  # DistributedSampler
+                    loader.sampler.set_epoch(epoch)
                 batches = (((xi, xj), None) for (xi, xj), _ in loader)
             bar = tqdm(total=steps, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        disable=not (cfg.progress and info.is_main), leave=True,

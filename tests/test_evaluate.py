@@ -37,15 +37,6 @@ from simclr_lib.models import ProjectionHead, build_encoder
 WDS = (0, 1e-4, 1e-2)  # a short grid keeps the probe tests fast
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These tensors are tiny: one intra-op thread is fastest, and immune to a busy machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def clusters(n, num_classes=5, dim=16, noise=0.3, seed=0):
     """Gaussian clusters around orthogonal centres of norm 3, labels cycling 0..C-1."""
     g = torch.Generator().manual_seed(seed)

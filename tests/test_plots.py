@@ -29,14 +29,11 @@ from simclr_lib.plots import (  # noqa: E402
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    # Tiny inputs: one thread is fastest, and immune to a busy machine (t-SNE is OpenMP).
+    # conftest.py runs torch on one thread; t-SNE's OpenMP pool needs the same limit.
     from threadpoolctl import threadpool_limits
 
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
     with threadpool_limits(1):
         yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)
