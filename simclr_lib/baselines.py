@@ -27,13 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import autocast, autocast_dtype, module_device
 from .evaluate import (
-    _check_xy,
-    _module_device,
-    _num_classes,
-    _to_float,
     balanced_subset,
+    check_features,
     extract_features,
+    images_to_float,
+    infer_num_classes,
     knn_accuracy,
     linear_probe,
 )
@@ -77,7 +77,7 @@ def reinitialised(encoder: nn.Module, seed: int = 0) -> nn.Module:
     initialisation per layer; BatchNorm running statistics are reset too). The global
     random state is left untouched. The original is not modified.
     """
-    device = _module_device(encoder)
+    device = module_device(encoder)
     fresh = copy.deepcopy(encoder).cpu()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -131,6 +131,8 @@ def _train_classifier(encoder: nn.Module, images: torch.Tensor, labels: torch.Te
     aug_gen = torch.Generator(device=device).manual_seed(seed)  # device: augmentation draws
     augment = augment if augment is not None else crop_flip
     labels = labels.long()
+    amp = autocast_dtype("auto", device)  # bf16 where native, fp16 (+ GradScaler) on older GPUs
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     last = float("nan")
     for _ in tqdm(range(epochs), desc="train", disable=not progress, leave=False):
         perm = torch.randperm(n, generator=order_gen)
@@ -141,13 +143,14 @@ def _train_classifier(encoder: nn.Module, images: torch.Tensor, labels: torch.Te
                 continue
             x = images[idx.to(images.device)].to(device, non_blocking=True)
             y = labels[idx.to(labels.device)].to(device, non_blocking=True)
-            x = _to_float(augment(x, generator=aug_gen))
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            x = images_to_float(augment(x, generator=aug_gen))
+            with autocast(device, amp):
                 logits = model(x)  # (B, C)
             loss = F.cross_entropy(logits.float(), y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             losses.append(loss.item())
         last = sum(losses) / max(1, len(losses))
@@ -201,13 +204,13 @@ def fine_tune(encoder: nn.Module, train_images: torch.Tensor, train_labels: torc
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    _check_xy(train_images.flatten(1), train_labels, "train")
-    c = _num_classes(num_classes, train_labels, test_labels)
+    check_features(train_images.flatten(1), train_labels, "train")
+    c = infer_num_classes(num_classes, train_labels, test_labels)
     counts = torch.bincount(train_labels.cpu().long())
     per_class = max(1, round(fraction * train_labels.numel() / c))
     per_class = min(per_class, int(counts[counts > 0].min()))
     idx = balanced_subset(train_labels, per_class, torch.Generator().manual_seed(seed))
-    device = torch.device(device) if device is not None else _module_device(encoder)
+    device = torch.device(device) if device is not None else module_device(encoder)
     f = reinitialised(encoder, seed) if from_scratch else copy.deepcopy(encoder)
     model, last = _train_classifier(
         f, train_images[idx.to(train_images.device)], train_labels[idx.to(train_labels.device)],
@@ -244,8 +247,8 @@ def supervised_baseline(encoder_factory: Callable[[], nn.Module] | nn.Module,
     Returns:
         ``{"top1", "top5", "final_loss", "epochs"}``.
     """
-    _check_xy(train_images.flatten(1), train_labels, "train")
-    c = _num_classes(num_classes, train_labels, test_labels)
+    check_features(train_images.flatten(1), train_labels, "train")
+    c = infer_num_classes(num_classes, train_labels, test_labels)
     f = _fresh_encoder(encoder_factory, seed)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -290,6 +293,8 @@ def random_encoder_baseline(encoder: nn.Module | Callable[[], nn.Module],
         ``{"knn_top1", "knn_top5", "linear_top1", "linear_top5", "weight_decay"}``.
     """
     f = _fresh_encoder(encoder, seed)
+    device = torch.device(device) if device is not None else module_device(f)
+    f = f.to(device)  # our own fresh copy: built on the CPU, run where we are asked to
     train_h = extract_features(f, train_images, batch_size, device)
     test_h = extract_features(f, test_images, batch_size, device)
     return _knn_and_linear(train_h, train_labels, test_h, test_labels, k, temperature,
@@ -303,7 +308,7 @@ def raw_pixels_baseline(train_images: torch.Tensor, train_labels: torch.Tensor,
 
     Args and Returns as in :func:`random_encoder_baseline` (without the encoder).
     """
-    train_h = _to_float(train_images.cpu()).flatten(1)  # (N, C*H*W)
-    test_h = _to_float(test_images.cpu()).flatten(1)
+    train_h = images_to_float(train_images.cpu()).flatten(1)  # (N, C*H*W)
+    test_h = images_to_float(test_images.cpu()).flatten(1)
     return _knn_and_linear(train_h, train_labels, test_h, test_labels, k, temperature,
                            probe_kwargs)

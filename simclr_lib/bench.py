@@ -20,8 +20,10 @@ import torch
 
 from .augment import BatchedAugment
 from .config import TrainConfig
+from .device import autocast_dtype, resolve_device
+from .models import build_model
 from .optim import build_optimizer
-from .train import build_model, resolve_device, resolve_precision, train_step
+from .train import train_step
 
 
 def _timed(fn, steps: int, device: torch.device, warmup: int = 3) -> float:
@@ -48,7 +50,7 @@ def throughput(encoder: str = "resnet18", batch_size: int = 512, image_size: int
         ``fast_images_per_s``, ``ratio`` and the settings used.
     """
     dev = resolve_device(device)
-    amp_dtype = resolve_precision(precision, dev)
+    amp_dtype = autocast_dtype(precision, dev)
     cfg = TrainConfig(encoder=encoder, batch_size=batch_size, image_size=image_size,
                       optimizer="lars", lr=1.0)
     model = build_model(cfg).to(dev)

@@ -1,8 +1,13 @@
-"""Checkpoints that survive a dying session: atomic writes, every RNG state, exact resume.
+"""Checkpoints that survive a dying session and cannot run code: atomic writes, safe loads.
 
 A checkpoint is one ``torch.save`` dictionary. It is written to a temporary file in the
 same directory, flushed and ``fsync``-ed, then renamed over the old file, so a crash at any
 moment leaves either the old or the new checkpoint, never a truncated one.
+
+A ``.pt`` file is a pickle, and unpickling can call any Python function the file names: a
+checkpoint from someone else could run a shell command the moment it is loaded. Ours hold
+only tensors and plain values (numbers, strings, lists, dicts, tuples), so they are always
+read with ``torch.load(..., weights_only=True)``, which refuses everything else.
 
 Introduced in notebooks/04_training.ipynb.
 """
@@ -10,17 +15,19 @@ Introduced in notebooks/04_training.ipynb.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .config import TrainConfig, config_from_dict
-from .models import build_encoder
+from .models import encoder_from_config
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: loadable with weights_only=True (no NumPy objects inside)
 
 
 class CheckpointError(RuntimeError):
@@ -57,12 +64,18 @@ def atomic_save(obj: object, path: str | os.PathLike) -> None:
 
 
 def rng_states() -> dict:
-    """Every global random state: Python, NumPy (when installed), torch CPU and CUDA."""
+    """Every global random state: Python, NumPy (when installed), torch CPU and CUDA.
+
+    Only tensors and plain values, so that the result loads with ``weights_only=True``.
+    """
     states = {"python": random.getstate(), "torch": torch.get_rng_state()}
     try:
         import numpy as np
 
-        states["numpy"] = np.random.get_state()
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        states["numpy"] = {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
+                           "pos": int(pos), "has_gauss": int(has_gauss),
+                           "gauss": float(gauss)}
     except ImportError:  # pragma: no cover - numpy ships with torch's usual installs
         pass
     if torch.cuda.is_available():
@@ -77,7 +90,9 @@ def set_rng_states(states: dict) -> None:
     if "numpy" in states:
         import numpy as np
 
-        np.random.set_state(states["numpy"])
+        n = states["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                             n["has_gauss"], n["gauss"]))
     if "cuda" in states and torch.cuda.is_available():
         cuda = states["cuda"]
         if len(cuda) == torch.cuda.device_count():
@@ -97,8 +112,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         path: a ``.pt`` file, or a run directory (then ``last.pt`` inside it).
         map_location: where tensors are loaded.
 
+    Loading never runs code: the file is read with ``torch.load(weights_only=True)``, which
+    accepts tensors and plain values only. A file that names any other Python object (a
+    class, a function: what a malicious pickle needs) is refused before anything in it runs.
+
     Raises:
-        CheckpointError: the file is missing, unreadable, truncated or not ours.
+        CheckpointError: the file is missing, unreadable, truncated, not ours, or holds
+            Python objects other than tensors and plain values.
     """
     path = Path(path)
     if path.is_dir():
@@ -108,22 +128,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"no checkpoint at {path}; pass a run directory that holds last.pt "
             f"(written by `python -m simclr_lib train --out DIR`)")
     try:
-        # Our checkpoints hold RNG states and plain Python objects, so the full unpickler is
-        # needed; only load checkpoints you created yourself.
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        with warnings.catch_warnings():  # a damaged file makes torch warn before it fails;
+            warnings.simplefilter("ignore", UserWarning)  # our one-line error says it all
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+        raise CheckpointError(
+            f"refusing to load {path}: it contains Python objects other than tensors and "
+            f"plain values ({first}), and unpickling them could run code. Checkpoints "
+            f"written by simclr_lib's training hold none; checkpoints of simclr_lib 0.1 "
+            f"(format 1) must be re-trained") from None
     except Exception as e:  # noqa: BLE001 - any failure to read means the same to the user
         raise CheckpointError(f"could not read checkpoint {path} ({type(e).__name__}: {e}); "
                               f"it may be truncated or corrupt") from e
     if not isinstance(ckpt, dict) or "encoder" not in ckpt or "config" not in ckpt:
         raise CheckpointError(f"{path} is not a simclr_lib checkpoint (no encoder/config)")
     return ckpt
-
-
-def encoder_from_config(cfg: TrainConfig) -> nn.Module:
-    """A fresh encoder ``f`` with the architecture that ``cfg`` describes."""
-    kwargs = {"width": cfg.encoder_width} if cfg.encoder == "small_cnn" and cfg.encoder_width \
-        else {}
-    return build_encoder(cfg.encoder, small_images=cfg.small_images, **kwargs)
 
 
 def load_encoder(path: str | os.PathLike,

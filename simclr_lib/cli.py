@@ -54,7 +54,8 @@ _TRAIN_FLAGS = [
     ("min_scale", dict(type=float, metavar="X"), "smallest random-crop area fraction"),
     ("seed", dict(type=int, metavar="N"), "random seed (init, batch order, augmentations)"),
     ("device", dict(metavar="auto|cpu|cuda"), "where to train"),
-    ("precision", dict(choices=PRECISIONS), "auto: bf16 (or fp16) autocast on GPU, fp32 on CPU"),
+    ("precision", dict(choices=PRECISIONS), "auto: bf16 autocast on GPUs that run it natively "
+     "(A100, L4, RTX 30xx and newer), fp16 with loss scaling on older ones (T4); fp32 on CPU"),
     ("num_workers", dict(type=int, metavar="N"), "DataLoader workers (streaming path only)"),
     ("knn_every", dict(type=int, metavar="K"), "kNN accuracy on a validation split every K "
      "epochs (0: never)"),
@@ -74,8 +75,10 @@ def _train_parser(sub) -> None:
         _flag(p, name, help=text, **kwargs)
     _flag(p, "resume", metavar="DIR", help="continue the run in DIR exactly where it stopped")
     _flag(p, "compile", action="store_true", default=None, help="torch.compile the model")
-    _flag(p, "sync_bn", action="store_true", default=None,
-          help="SyncBatchNorm across GPUs under torchrun")
+    _flag(p, "sync_bn", action=argparse.BooleanOptionalAction, default=None,
+          help="SyncBatchNorm across GPUs under torchrun, SimCLR's global BN (default: on "
+          "whenever torchrun runs on CUDA GPUs, because per-GPU statistics leak which views "
+          "form a pair; --no-sync-bn turns it off)")
     _flag(p, "streaming", action="store_true",
           help="stream images through DataLoader workers instead of holding them in memory")
     _flag(p, "overwrite", action="store_true", help="allow --out to hold an earlier run")
@@ -130,9 +133,10 @@ def config_from_args(args: argparse.Namespace):
     cfg = get_profile(args.profile).train
     changes = {name: getattr(args, name) for name, _, _ in _TRAIN_FLAGS
                if getattr(args, name) is not None}
-    for name in ("compile", "sync_bn"):
-        if getattr(args, name):
-            changes[name] = True
+    if args.compile:
+        changes["compile"] = True
+    if args.sync_bn is not None:
+        changes["sync_bn"] = args.sync_bn
     if args.streaming:
         changes["in_memory"] = False
     if args.no_progress:

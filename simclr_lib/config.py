@@ -75,10 +75,10 @@ class TrainConfig:
 
     # --- runtime ----------------------------------------------------------------------------
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 if supported, else fp16 on CUDA; fp32 on CPU)
+    precision: str = "auto"  # auto: bf16 on GPUs with native bf16, else fp16; fp32 on CPU
     channels_last: bool = True  # NHWC memory format on CUDA (faster convolutions)
     compile: bool = False  # torch.compile the model
-    sync_bn: bool = False  # SyncBatchNorm across processes (DDP)
+    sync_bn: bool | None = None  # SyncBatchNorm across GPUs (None: on whenever DDP runs on CUDA)
     seed: int = 0  # seeds model init, batch order and augmentations
     out: str = "runs/simclr"  # output directory (config.json, history.jsonl, *.pt)
     progress: bool = True  # tqdm progress bar
@@ -94,6 +94,11 @@ class TrainConfig:
     def effective_lr(self) -> float:
         """The learning rate the optimizer uses at the peak of the schedule."""
         return scaled_lr(self.lr, self.batch_size, self.lr_scaling)
+
+    def augment_kwargs(self, size: int) -> dict:
+        """Keyword arguments of ``BatchedAugment`` and ``simclr_transform`` for this run."""
+        return dict(size=size, strength=self.strength, scale=(self.min_scale, 1.0),
+                    jitter_p=self.jitter_p, grayscale_p=self.grayscale_p, blur=self.blur)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid setting and how to fix it."""

@@ -331,8 +331,8 @@ def _load_folder(root: Path, split: str, image_size: int | None, in_memory: bool
             if in_memory:
                 pixels = np.array(_resize_pil(_open_rgb(path, s), s))  # (S, S, 3), writable
                 images[len(keep)] = torch.from_numpy(pixels).permute(2, 0, 1)
-            else:
-                Image.open(path).close()  # streaming: read the header only
+            else:  # streaming: decode once (JPEGs at reduced scale), so that a truncated
+                _open_rgb(path, s)  # file is skipped now, not fatal in a worker mid-run
         except Exception:  # any file PIL cannot decode is skipped
             bad.append(path)
             continue

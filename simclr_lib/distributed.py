@@ -68,6 +68,15 @@ def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return x / info.world_size
 
 
+def all_reduce_max(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Largest ``x`` over processes (``x`` itself in a single process)."""
+    if not info.enabled:
+        return x
+    x = x.clone()
+    dist.all_reduce(x, op=dist.ReduceOp.MAX)
+    return x
+
+
 def cleanup(info: DistInfo) -> None:
     """Leave the process group."""
     if info.enabled and dist.is_initialized():

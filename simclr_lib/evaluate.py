@@ -8,16 +8,16 @@ Non-Parametric Instance Discrimination", CVPR 2018) needs no training at all, so
 usual monitor during pre-training.
 
 Every function here takes precomputed tensors, so the same features can be scored many
-ways without touching the encoder again. Related modules: :mod:`simclr_lib.diagnostics`
-(alignment, uniformity, effective rank, retrieval) and :mod:`simclr_lib.baselines`
-(fine-tuning, random encoder, raw pixels, supervised); their public names can also be
-imported from here (``from simclr_lib.evaluate import fine_tune``).
+ways without touching the encoder again. Related modules, one level up:
+:mod:`simclr_lib.diagnostics` (alignment, uniformity, effective rank, retrieval) and
+:mod:`simclr_lib.baselines` (fine-tuning, random encoder, raw pixels, supervised).
 
 Introduced in notebooks/05_evaluation.ipynb.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -26,34 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .diagnostics import (  # re-exported
-    alignment,
-    effective_rank,
-    nearest_neighbours,
-    positive_pair_retrieval,
-    uniformity,
-)
-
-_BASELINE_NAMES = ("fine_tune", "random_encoder_baseline", "raw_pixels_baseline",
-                   "supervised_baseline")
-__all__ = ["extract_features", "knn_accuracy", "linear_probe", "linear_probe_encoder",
-           "logistic_regression", "balanced_subset", "label_efficiency", "alignment",
-           "uniformity", "effective_rank", "positive_pair_retrieval", "nearest_neighbours",
-           *_BASELINE_NAMES]
-
-
-def __getattr__(name: str) -> Any:
-    # baselines.py imports this module, so its names are re-exported lazily (PEP 562).
-    if name in _BASELINE_NAMES:
-        from . import baselines
-        return getattr(baselines, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from .device import autocast, autocast_dtype, module_device
 
 # ----------------------------------------------------------------------------- features
 
-def _to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images in 0..255 -> float32 in [0, 1]; float images pass through as float32."""
+def images_to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images in 0..255 -> float32 in [0, 1]; float images pass through as float32.
+
+    Unlike :func:`simclr_lib.augment.to_float`, float64 becomes float32 and other integer
+    dtypes are accepted (cast as they are).
+    """
     return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
 
@@ -66,9 +48,14 @@ def _images(data: Any) -> torch.Tensor:
     return images
 
 
-def _module_device(module: nn.Module) -> torch.device:
-    p = next(module.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+def on_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` itself when its parameters are on ``device``, else a copy moved there.
+
+    The module passed in is never moved: a caller's encoder stays where the caller put it.
+    """
+    if module_device(module) == device:
+        return module
+    return copy.deepcopy(module).to(device)
 
 
 @torch.no_grad()
@@ -78,9 +65,11 @@ def extract_features(encoder: nn.Module, data: Any, batch_size: int = 512,
     """Frozen representations ``h = f(x)`` (and optionally ``z = g(h)``) of a whole dataset.
 
     The encoder runs in eval mode (BatchNorm uses its running statistics, so each image's
-    features do not depend on its batch-mates) under ``torch.no_grad()``, in bf16 autocast
-    on CUDA. No augmentation: the result is deterministic. Every module's train/eval mode
-    is restored afterwards, so this is safe to call in the middle of training.
+    features do not depend on its batch-mates) under ``torch.no_grad()``, on ``device``
+    (a copy of the encoder is moved there when it lives elsewhere; the encoder passed in is
+    never moved), in 16-bit autocast on CUDA (bf16 where the GPU has it natively, else
+    fp16). No augmentation: the result is deterministic. Every module's train/eval mode is
+    restored afterwards, so this is safe to call in the middle of training.
 
     Args:
         encoder: ``f``, mapping (B, 3, H, W) float images in [0, 1] to (B, D).
@@ -103,21 +92,21 @@ def extract_features(encoder: nn.Module, data: Any, batch_size: int = 512,
     images = _images(data)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = torch.device(device) if device is not None else _module_device(encoder)
+    device = torch.device(device) if device is not None else module_device(encoder)
     modules = list(encoder.modules()) + (list(head.modules()) if head is not None else [])
     modes = [(m, m.training) for m in modules]
-    encoder.eval()
-    if head is not None:
-        head.eval()
+    f = on_device(encoder, device).eval()
+    g = on_device(head, device).eval() if head is not None else None
+    amp = autocast_dtype("auto", device)
     hs, zs = [], []
     try:
         from tqdm.auto import tqdm
         starts = range(0, images.shape[0], batch_size)
         for s in tqdm(starts, desc="features", disable=not progress, leave=False):
-            x = _to_float(images[s:s + batch_size].to(device, non_blocking=True))
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                h = encoder(x)  # (B, D)
-                z = head(h) if head is not None else None
+            x = images_to_float(images[s:s + batch_size].to(device, non_blocking=True))
+            with autocast(device, amp):
+                h = f(x)  # (B, D)
+                z = g(h) if g is not None else None
             hs.append(h.float().cpu())
             if z is not None:
                 zs.append(z.float().cpu())
@@ -132,7 +121,11 @@ def extract_features(encoder: nn.Module, data: Any, batch_size: int = 512,
 
 # ---------------------------------------------------------------------------------- kNN
 
-def _check_xy(h: torch.Tensor, y: torch.Tensor, name: str) -> None:
+def check_features(h: torch.Tensor, y: torch.Tensor, name: str) -> None:
+    """Raise ``ValueError`` unless ``h`` is (N, D) and ``y`` (N,) non-negative labels, N > 0.
+
+    ``name`` (``"train"``, ``"test"``, ...) appears in the message.
+    """
     if h.dim() != 2 or y.dim() != 1 or h.shape[0] != y.shape[0]:
         raise ValueError(f"{name}_h must be (N, D) and {name}_y (N,) with the same N, got "
                          f"{tuple(h.shape)} and {tuple(y.shape)}")
@@ -143,7 +136,8 @@ def _check_xy(h: torch.Tensor, y: torch.Tensor, name: str) -> None:
                          "labelled examples")
 
 
-def _num_classes(num_classes: int | None, *ys: torch.Tensor | None) -> int:
+def infer_num_classes(num_classes: int | None, *ys: torch.Tensor | None) -> int:
+    """``num_classes`` when given, else the largest label in ``ys`` + 1."""
     if num_classes is not None:
         return int(num_classes)
     return int(max(int(y.max()) for y in ys if y is not None and y.numel())) + 1
@@ -158,8 +152,13 @@ def knn_accuracy(train_h: torch.Tensor, train_y: torch.Tensor, test_h: torch.Ten
     Each test feature votes with its ``k`` most cosine-similar training features; neighbour
     ``j`` adds ``exp(sim_j / temperature)`` to the score of its class, and the class with the
     largest total wins. This is the kNN monitor of InstDisc, MoCo and most SimCLR
-    re-implementations (k = 200, temperature = 0.1). Test rows are processed in chunks, so
-    memory is ``chunk_size x N_train``; everything runs on ``train_h``'s device.
+    re-implementations. Wu et al. use k = 200 and temperature 0.07 (the temperature of
+    their instance-discrimination loss). We default to 0.1, the value of MoCo's CIFAR-10
+    Colab demo (k = 200, t = 0.1), which most CIFAR re-implementations copied, so that our
+    monitor numbers are comparable with theirs; it weighs the farther of the k neighbours
+    a little more than 0.07 would. Test
+    rows are processed in chunks, so memory is ``chunk_size x N_train``; everything runs
+    on ``train_h``'s device.
 
     Args:
         train_h: (N, D) training features (the "memory bank").
@@ -183,8 +182,8 @@ def knn_accuracy(train_h: torch.Tensor, train_y: torch.Tensor, test_h: torch.Ten
         >>> knn_accuracy(h, y, h, y, k=1)["top1"]
         1.0
     """
-    _check_xy(train_h, train_y, "train")
-    _check_xy(test_h, test_y, "test")
+    check_features(train_h, train_y, "train")
+    check_features(test_h, test_y, "test")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if not temperature > 0:
@@ -194,7 +193,7 @@ def knn_accuracy(train_h: torch.Tensor, train_y: torch.Tensor, test_h: torch.Ten
     bank_y = train_y.to(device).long()
     query = F.normalize(test_h.float().to(device), dim=1)  # (M, D)
     query_y = test_y.to(device).long()
-    c = _num_classes(num_classes, train_y, test_y)
+    c = infer_num_classes(num_classes, train_y, test_y)
     k = min(k, bank.shape[0])
     top1 = top5 = 0
     for s in range(0, query.shape[0], chunk_size):
@@ -310,8 +309,8 @@ def linear_probe(train_h: torch.Tensor, train_y: torch.Tensor, val_h: torch.Tens
         train_h, train_y, val_h, val_y = train_h[tr], train_y[tr], train_h[va], train_y[va]
     for h, y, name in ((train_h, train_y, "train"), (val_h, val_y, "val"),
                        (test_h, test_y, "test")):
-        _check_xy(h, y, name)
-    c = _num_classes(num_classes, train_y, val_y, test_y)
+        check_features(h, y, name)
+    c = infer_num_classes(num_classes, train_y, val_y, test_y)
     xs = [h.float().to(device) for h in (train_h, val_h, test_h)]
     ys = [y.long().to(device) for y in (train_y, val_y, test_y)]
 
@@ -384,8 +383,8 @@ def logistic_regression(train_h: torch.Tensor, train_y: torch.Tensor, test_h: to
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    _check_xy(train_h, train_y, "train")
-    _check_xy(test_h, test_y, "test")
+    check_features(train_h, train_y, "train")
+    check_features(test_h, test_y, "test")
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     clf.fit(train_h.float().cpu().numpy(), train_y.cpu().numpy())
     acc = clf.score(test_h.float().cpu().numpy(), test_y.cpu().numpy())
@@ -461,12 +460,12 @@ def label_efficiency(train_h: torch.Tensor, train_y: torch.Tensor, test_h: torch
         ``mean`` and ``std`` (sample std over repeats, 0 for one) of the test accuracy in
         [0, 1], and ``accs`` (the list).
     """
-    _check_xy(train_h, train_y, "train")
-    _check_xy(test_h, test_y, "test")
+    check_features(train_h, train_y, "train")
+    check_features(test_h, test_y, "test")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     device = torch.device(device) if device is not None else train_h.device
-    c = _num_classes(num_classes, train_y, test_y)
+    c = infer_num_classes(num_classes, train_y, test_y)
     x_tr, x_te = _standardise(train_h.float().to(device), train_h.float().to(device),
                               test_h.float().to(device))
     y_tr, y_te = train_y.long().to(device), test_y.long().to(device)

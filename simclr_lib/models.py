@@ -17,6 +17,8 @@ import torch
 import torchvision
 from torch import nn
 
+from .config import TrainConfig
+
 ENCODERS = ("small_cnn", "resnet18", "resnet34", "resnet50")
 
 
@@ -169,3 +171,23 @@ class SimCLR(nn.Module):
         h = self.encoder(x)
         z = self.head(h)
         return h, z
+
+
+def encoder_from_config(cfg: TrainConfig) -> nn.Module:
+    """A fresh encoder ``f`` with the architecture that ``cfg`` describes."""
+    kwargs = {"width": cfg.encoder_width} if cfg.encoder == "small_cnn" and cfg.encoder_width \
+        else {}
+    return build_encoder(cfg.encoder, small_images=cfg.small_images, **kwargs)
+
+
+def build_model(cfg: TrainConfig) -> SimCLR:
+    """The SimCLR model ``(f, g)`` that ``cfg`` describes (random initialisation).
+
+    Example:
+        >>> model = build_model(TrainConfig(encoder="small_cnn", encoder_width=8))
+        >>> model.encoder.feature_dim, model.head.out_dim
+        (64, 128)
+    """
+    f = encoder_from_config(cfg)
+    g = ProjectionHead(f.feature_dim, cfg.head_hidden_dim, cfg.proj_dim, cfg.head_layers)
+    return SimCLR(f, g)

@@ -23,9 +23,10 @@ from typing import Any
 import torch
 
 from .augment import BatchedAugment
-from .checkpoint import encoder_from_config, load_checkpoint, run_dir_of
+from .checkpoint import load_checkpoint, run_dir_of
 from .config import config_from_dict, get_profile
 from .data import SPLITS, load_dataset, train_val_split
+from .device import resolve_device
 from .diagnostics import alignment, effective_rank, positive_pair_retrieval, uniformity
 from .evaluate import (
     extract_features,
@@ -34,7 +35,7 @@ from .evaluate import (
     linear_probe,
     logistic_regression,
 )
-from .train import augment_kwargs, build_model, resolve_device
+from .models import build_model, encoder_from_config
 
 
 def load_eval_splits(dataset: str, data_dir: str, image_size: int | None,
@@ -68,7 +69,7 @@ def load_eval_splits(dataset: str, data_dir: str, image_size: int | None,
 def _diagnostics(model, test, cfg, device, batch_size: int) -> dict:
     """Alignment/uniformity of z on two views of test images; effective rank of h."""
     size = test.images.shape[-1]
-    augment = BatchedAugment(**augment_kwargs(cfg, size)).to(device)
+    augment = BatchedAugment(**cfg.augment_kwargs(size)).to(device)
     g = torch.Generator(device=device).manual_seed(0)
     x = test.images[:2000].to(device)
     f, head = model.encoder, model.head

@@ -1,12 +1,12 @@
 """The SimCLR pre-training loop: ``fit(config)``.
 
-One loop, two ways to feed it (DESIGN.md):
-
-* **fast path** (``in_memory=True``, the default): the whole training set is one uint8
-  tensor on the training device; every step indexes a batch and draws two views with
-  :class:`~simclr_lib.augment.BatchedAugment` on that device. No DataLoader workers.
-* **streaming path** (``in_memory=False``, for folders of large images): a DataLoader runs
-  :func:`~simclr_lib.augment.simclr_transform` per image in worker processes.
+``fit`` reads as its steps: set up the run, restore a checkpoint, then for every epoch run
+its batches through the training step and close the epoch (history, kNN monitor,
+checkpoints). One loop serves both ways of feeding it (DESIGN.md), which differ only in
+where the two views of a batch come from (:mod:`simclr_lib.batches`): the fast path
+(``in_memory=True``, the default) augments a uint8 tensor on the training device, the
+streaming path (``in_memory=False``) runs per-image transforms in DataLoader workers.
+Neither carries random state between steps, so a resumed run is exact.
 
 Each step follows Algorithm 1 of SimCLR (Chen et al., ICML 2020): two views ``x_i, x_j``
 of every image, ``h = f(x)``, ``z = g(h)``, NT-Xent over the 2N views (with the negatives of
@@ -26,7 +26,7 @@ import math
 import signal
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -34,24 +34,33 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from .augment import BatchedAugment, TwoViews, simclr_transform
+from .batches import FastBatches, StreamingBatches
 from .checkpoint import (
+    FORMAT_VERSION,
     atomic_save,
-    encoder_from_config,
     load_checkpoint,
     rng_states,
     run_dir_of,
     set_rng_states,
 )
 from .config import TrainConfig, config_from_dict, config_to_dict
-from .data import load_dataset, train_val_split
-from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
+from .data import NATIVE_SIZE, ImageTensorDataset, load_dataset, train_val_split
+from .device import autocast, autocast_dtype, resolve_device
+from .distributed import (
+    DistInfo,
+    all_reduce_max,
+    all_reduce_mean,
+    barrier,
+    cleanup,
+    init_distributed,
+)
 from .evaluate import extract_features, knn_accuracy
 from .loss import nt_xent
-from .models import ProjectionHead, SimCLR
+from .models import SimCLR, build_model
 from .optim import build_optimizer, warmup_cosine
 
 HINT_NONFINITE = "lower the learning rate (--lr) or use --precision bf16 instead of fp16"
+STOP_CHECK_EVERY_DDP = 10  # steps between the ranks' agreement on a stop signal
 
 
 class NonFiniteLossError(RuntimeError):
@@ -76,41 +85,6 @@ class FitResult:
         return self.model.encoder
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` means CUDA when available, else CPU; asking for CUDA without a GPU fails."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but no CUDA GPU is available; "
-                         "use --device cpu (or auto)")
-    return device
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: bf16 where the GPU supports it, else fp16; ``None`` = fp32."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("--precision fp16 needs a CUDA GPU; use fp32 or bf16 on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def build_model(cfg: TrainConfig) -> SimCLR:
-    """The SimCLR model ``(f, g)`` that ``cfg`` describes (random initialisation)."""
-    f = encoder_from_config(cfg)
-    g = ProjectionHead(f.feature_dim, cfg.head_hidden_dim, cfg.proj_dim, cfg.head_layers)
-    return SimCLR(f, g)
-
-
-def augment_kwargs(cfg: TrainConfig, size: int) -> dict:
-    """Keyword arguments shared by ``BatchedAugment`` and ``simclr_transform``."""
-    return dict(size=size, strength=cfg.strength, scale=(cfg.min_scale, 1.0),
-                jitter_p=cfg.jitter_p, grayscale_p=cfg.grayscale_p, blur=cfg.blur)
-
-
 def train_step(model: nn.Module, x_i: torch.Tensor, x_j: torch.Tensor,
                optimizer: torch.optim.Optimizer, temperature: float, *,
                amp_dtype: torch.dtype | None = None,
@@ -121,9 +95,7 @@ def train_step(model: nn.Module, x_i: torch.Tensor, x_j: torch.Tensor,
     """
     n = x_i.shape[0]
     x = torch.cat([x_i, x_j])  # (2n, 3, H, W)
-    autocast = (torch.autocast(x.device.type, dtype=amp_dtype) if amp_dtype is not None
-                else nullcontext())
-    with autocast:
+    with autocast(x.device, amp_dtype):
         _, z = model(x)  # (2n, proj_dim)
     loss = nt_xent(z[:n], z[n:], temperature)  # float32 inside, global negatives under DDP
     optimizer.zero_grad(set_to_none=True)
@@ -137,9 +109,246 @@ def train_step(model: nn.Module, x_i: torch.Tensor, x_j: torch.Tensor,
     return loss.detach()
 
 
-def _epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
-    """Independent seeds per (run seed, epoch, stream): resuming at an epoch is exact."""
-    return (seed * 1_000_003 + epoch * 1009 + stream) % (2**63)
+# --------------------------------------------------------------------------- the run
+
+@dataclasses.dataclass
+class _Run:
+    """Everything one training run holds, built by :func:`_set_up`."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    device: torch.device
+    out: Path
+    model: SimCLR  # the bare model: its state is what checkpoints hold
+    net: nn.Module  # what the step calls: the model, wrapped by DDP / torch.compile
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    batches: FastBatches | StreamingBatches
+    steps: int  # optimisation steps per epoch
+    bank: ImageTensorDataset | None  # labelled features' bank of the kNN monitor
+    val: ImageTensorDataset | None  # its validation split
+    history: list[dict] = dataclasses.field(default_factory=list)
+    best: float = -1.0
+    start_epoch: int = 0
+    start_step: int = 0
+    loss_carry: float = 0.0  # sum of the losses of the steps before start_step
+
+    def log(self, *args, **kwargs) -> None:
+        if self.info.is_main:
+            print(*args, **kwargs)
+
+
+def wants_sync_bn(sync_bn: bool | None, distributed: bool, device_type: str) -> bool:
+    """Whether to convert BatchNorm to ``SyncBatchNorm``: SimCLR's global BN (Section 2.2).
+
+    Both views of a positive pair sit on the same device, so per-device BatchNorm
+    statistics leak which views belong together; synchronised statistics do not. ``None``
+    (the default) means on whenever DDP runs on CUDA.
+
+    Raises:
+        ValueError: ``sync_bn=True`` under DDP on CPUs (SyncBatchNorm runs on CUDA only).
+    """
+    if not distributed:
+        return False
+    if sync_bn is None:
+        return device_type == "cuda"
+    if sync_bn and device_type != "cuda":
+        raise ValueError("--sync-bn needs CUDA GPUs (SyncBatchNorm does not run on CPU); "
+                         "drop it, or use --no-sync-bn")
+    return sync_bn
+
+
+def _prepare_data(cfg: TrainConfig, info: DistInfo):
+    """Training set, plus a labelled kNN bank and validation split for the monitor."""
+    ds = load_dataset(cfg.dataset, cfg.split, root=cfg.data_dir, image_size=cfg.image_size,
+                      size=cfg.train_size, progress=cfg.progress and info.is_main,
+                      in_memory=cfg.in_memory)
+    if not isinstance(ds, ImageTensorDataset):
+        return ds, None, None  # a streamed folder: no in-memory bank, so no kNN monitor
+    labelled = ds.labels >= 0
+    if cfg.knn_every <= 0 or cfg.val_fraction <= 0 or int(labelled.sum()) < 20:
+        return ds, None, None
+    train, val = train_val_split(ds, cfg.val_fraction, seed=0)
+    val = val.subset(torch.nonzero(val.labels >= 0).flatten())  # STL-10 mixes in -1
+    if cfg.val_size is not None:
+        val = val.subset(torch.arange(min(cfg.val_size, len(val))))
+    bank = train.subset(torch.nonzero(train.labels >= 0).flatten())
+    return train, bank, val
+
+
+def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo, resuming: bool,
+            overwrite: bool) -> _Run:
+    """Data, model, optimizer, schedule and batch source of a fresh run (or one to resume)."""
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+    amp_dtype = autocast_dtype(cfg.precision, device)
+    if cfg.batch_size % info.world_size:
+        raise ValueError(f"batch size {cfg.batch_size} must be divisible by the number of "
+                         f"processes ({info.world_size})")
+    out = Path(cfg.out)
+    if not resuming and (out / "last.pt").exists() and not overwrite:
+        raise ValueError(f"{out} already holds a run (last.pt); continue it with "
+                         f"--resume {out}, start again with --overwrite, or choose another "
+                         f"--out")
+    torch.manual_seed(cfg.seed)
+    train, bank, val = _prepare_data(cfg, info)
+    if len(train) < cfg.batch_size:
+        raise ValueError(f"batch size {cfg.batch_size} is larger than the training set "
+                         f"({len(train)} images); use --batch-size {len(train)} or less")
+    steps = len(train) // cfg.batch_size  # the last incomplete batch of an epoch is dropped
+    size = cfg.image_size or NATIVE_SIZE[cfg.dataset]  # both paths: the dataset's own size
+
+    model = build_model(cfg).to(device)
+    if wants_sync_bn(cfg.sync_bn, info.enabled, device.type):
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    channels_last = cfg.channels_last and device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg)
+    total = cfg.epochs * steps
+    warmup = min(total // 2, round(cfg.warmup_epochs * steps))  # at most half the run
+    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if info.enabled else model
+    if cfg.compile:
+        net = torch.compile(net)
+    if isinstance(train, ImageTensorDataset) and cfg.in_memory:
+        batches = FastBatches(train.images.to(device), cfg, size, info, steps)
+    else:
+        batches = StreamingBatches(train, cfg, size, info, steps, device)
+    return _Run(cfg, info, device, out, model, net, optimizer,
+                warmup_cosine(optimizer, warmup, total),
+                torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+                amp_dtype, channels_last, batches, steps, bank, val)
+
+
+def _restore(run: _Run, ckpt: dict) -> None:
+    """Load model, optimizer, schedule, scaler, RNG states and the place to go on from."""
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    run.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_states(ckpt["rng"])
+    run.start_epoch, run.start_step = ckpt["epoch"], ckpt["step_in_epoch"]
+    run.loss_carry = ckpt["loss_sum"]
+    run.history, run.best = ckpt["history"], ckpt["best_knn"]
+    run.log(f"resuming {run.out} at epoch {run.start_epoch + 1}, step {run.start_step}")
+
+
+def _save(run: _Run, name: str, epoch: int, step: int, loss_sum: float = 0.0) -> None:
+    """Write a checkpoint (main process only): continue at ``step`` of ``epoch``."""
+    if not run.info.is_main:
+        return
+    atomic_save({
+        "format_version": FORMAT_VERSION, "config": config_to_dict(run.cfg),
+        "model": run.model.state_dict(), "encoder": run.model.encoder.state_dict(),
+        "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict(), "rng": rng_states(), "epoch": epoch,
+        "step_in_epoch": step, "loss_sum": loss_sum, "history": run.history,
+        "best_knn": run.best, "world_size": run.info.world_size,
+    }, run.out / name)
+
+
+def _step(run: _Run, x_i: torch.Tensor, x_j: torch.Tensor) -> torch.Tensor:
+    """One optimisation step and one learning-rate step; returns the (detached) loss."""
+    if run.channels_last:
+        x_i = x_i.contiguous(memory_format=torch.channels_last)
+        x_j = x_j.contiguous(memory_format=torch.channels_last)
+    loss = train_step(run.net, x_i, x_j, run.optimizer, run.cfg.temperature,
+                      amp_dtype=run.amp_dtype, scaler=run.scaler)
+    run.scheduler.step()
+    return loss
+
+
+def _stop_requested(run: _Run, flag: dict, step: int) -> bool:
+    """Whether to stop after ``step``, agreed by every rank (so none waits for the others)."""
+    if not run.info.enabled:
+        return flag["signum"] is not None
+    if (step + 1) % STOP_CHECK_EVERY_DDP and step + 1 != run.steps:
+        return False  # the same steps on every rank, so the collective always pairs up
+    seen = torch.tensor(float(flag["signum"] is not None),
+                        device=run.device if run.device.type == "cuda" else "cpu")
+    return bool(all_reduce_max(seen, run.info).item())
+
+
+def _run_epoch(run: _Run, epoch: int, first: int, flag: dict) -> tuple[float, int, float]:
+    """The batches of one epoch from step ``first``; returns (mean loss, steps done, s)."""
+    cfg = run.cfg
+    loss_sum = torch.full((), run.loss_carry if first else 0.0, device=run.device)
+    bar = tqdm(total=run.steps, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=not (cfg.progress and run.info.is_main), leave=True, unit="step")
+    t0, done, step = time.perf_counter(), 0, first
+    for step, (x_i, x_j) in enumerate(run.batches(epoch, first), start=first):
+        loss = _step(run, x_i, x_j)
+        loss_sum += loss
+        done += 1
+        if run.device.type == "cpu" or step % 25 == 0 or step == run.steps - 1:
+            value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"the loss became {value} at epoch {epoch + 1}, step {step + 1}; "
+                    f"{HINT_NONFINITE}. The last good checkpoint is {run.out / 'last.pt'}")
+            rate = done * cfg.batch_size / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{value:.3f}", img_s=f"{rate:.0f}", refresh=False)
+        bar.update(1)
+        if _stop_requested(run, flag, step) and step + 1 < run.steps:
+            bar.close()
+            carry = all_reduce_mean(loss_sum, run.info).item()
+            _save(run, "last.pt", epoch, step + 1, carry)
+            barrier(run.info)
+            raise TrainingInterrupted(
+                f"stopped by signal {flag['signum'] or 'on another rank'} at epoch "
+                f"{epoch + 1}, step {step + 1}; checkpoint saved. Continue with: "
+                f"python -m simclr_lib train --resume {run.out}")
+        if cfg.max_steps is not None and epoch * run.steps + step + 1 >= cfg.max_steps:
+            break
+    bar.close()
+    mean = all_reduce_mean(loss_sum / max(1, step + 1), run.info).item()
+    return mean, done, time.perf_counter() - t0
+
+
+def _knn_monitor(run: _Run) -> dict:
+    f = run.model.encoder
+    bank_h = extract_features(f, run.bank.images, batch_size=512, device=run.device)
+    val_h = extract_features(f, run.val.images, batch_size=512, device=run.device)
+    acc = knn_accuracy(bank_h, run.bank.labels, val_h, run.val.labels, k=run.cfg.knn_k,
+                       temperature=run.cfg.knn_temperature)
+    return {"knn_top1": float(acc["top1"]), "knn_top5": float(acc["top5"])}
+
+
+def _write_history(out: Path, history: list[dict]) -> None:
+    tmp = out / ".history.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+    tmp.replace(out / "history.jsonl")
+
+
+def _max_steps_reached(cfg: TrainConfig, epoch: int, steps: int) -> bool:
+    return cfg.max_steps is not None and (epoch + 1) * steps >= cfg.max_steps
+
+
+def _end_epoch(run: _Run, epoch: int, loss: float, done: int, elapsed: float) -> None:
+    """History line, kNN monitor (every ``knn_every`` epochs and at the end), checkpoints."""
+    cfg = run.cfg
+    record = {"epoch": epoch + 1, "loss": loss, "lr": run.optimizer.param_groups[0]["lr"],
+              "images_per_s": done * cfg.batch_size / max(elapsed, 1e-9), "time_s": elapsed}
+    final = epoch + 1 == cfg.epochs or _max_steps_reached(cfg, epoch, run.steps)
+    if run.bank is not None and run.info.is_main and ((epoch + 1) % cfg.knn_every == 0
+                                                      or final):
+        record.update(_knn_monitor(run))
+    run.history.append(record)
+    if run.info.is_main:
+        improved = record.get("knn_top1", -1.0) > run.best
+        run.best = max(run.best, record.get("knn_top1", -1.0))
+        _save(run, "last.pt", epoch + 1, 0)
+        if improved or run.bank is None:
+            _save(run, "best.pt", epoch + 1, 0)
+        _write_history(run.out, run.history)
+        knn = f", kNN {record['knn_top1']:.1%}" if "knn_top1" in record else ""
+        run.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, "
+                f"{record['images_per_s']:.0f} img/s{knn}", flush=True)
+    barrier(run.info)
 
 
 @contextmanager
@@ -159,40 +368,6 @@ def _stop_on_signals():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-
-
-def _prepare_data(cfg: TrainConfig, info: DistInfo):
-    """Training set, plus a labelled kNN bank and validation split for the monitor."""
-    show = cfg.progress and info.is_main
-    ds = load_dataset(cfg.dataset, cfg.split, root=cfg.data_dir, image_size=cfg.image_size,
-                      size=cfg.train_size, progress=show,
-                      in_memory=cfg.in_memory)
-    if not cfg.in_memory:
-        return ds, None, None  # streaming: no in-memory bank, so no kNN monitor
-    labelled = ds.labels >= 0
-    if cfg.knn_every <= 0 or cfg.val_fraction <= 0 or int(labelled.sum()) < 20:
-        return ds, None, None
-    train, val = train_val_split(ds, cfg.val_fraction, seed=0)
-    val = val.subset(torch.nonzero(val.labels >= 0).flatten())  # STL-10 mixes in -1
-    if cfg.val_size is not None:
-        val = val.subset(torch.arange(min(cfg.val_size, len(val))))
-    bank = train.subset(torch.nonzero(train.labels >= 0).flatten())
-    return train, bank, val
-
-
-def _knn_monitor(model: SimCLR, bank, val, cfg: TrainConfig, device) -> dict:
-    f = model.encoder
-    bank_h = extract_features(f, bank.images, batch_size=512, device=device)
-    val_h = extract_features(f, val.images, batch_size=512, device=device)
-    acc = knn_accuracy(bank_h, bank.labels, val_h, val.labels, k=cfg.knn_k,
-                       temperature=cfg.knn_temperature)
-    return {"knn_top1": float(acc["top1"]), "knn_top5": float(acc["top5"])}
-
-
-def _write_history(out: Path, history: list[dict]) -> None:
-    tmp = out / ".history.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-    tmp.replace(out / "history.jsonl")
 
 
 def fit(cfg: TrainConfig, *, resume: str | Path | None = None,
@@ -222,176 +397,27 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None,
     device = resolve_device(cfg.device)
     info = init_distributed(device.type)
     try:
-        return _fit(cfg, ckpt, device, info, overwrite)
+        run = _set_up(cfg, device, info, ckpt is not None, overwrite)
+        if ckpt is not None:
+            _restore(run, ckpt)
+        if info.is_main:
+            run.out.mkdir(parents=True, exist_ok=True)
+            (run.out / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2)
+                                                 + "\n")
+        with _stop_on_signals() as flag:
+            for epoch in range(run.start_epoch, cfg.epochs):
+                first = run.start_step if epoch == run.start_epoch else 0
+                run.model.train()
+                loss, done, elapsed = _run_epoch(run, epoch, first, flag)
+                _end_epoch(run, epoch, loss, done, elapsed)
+                if _max_steps_reached(cfg, epoch, run.steps):
+                    break
+                if _stop_requested(run, flag, run.steps - 1) and epoch + 1 < cfg.epochs:
+                    raise TrainingInterrupted(
+                        f"stopped by signal {flag['signum'] or 'on another rank'} after "
+                        f"epoch {epoch + 1}; checkpoint saved. Continue with: "
+                        f"python -m simclr_lib train --resume {run.out}")
+        run.log(f"wrote config.json, history.jsonl, last.pt and best.pt to {run.out}")
+        return FitResult(run.model, run.history, run.out, cfg)
     finally:
         cleanup(info)
-
-
-def _fit(cfg: TrainConfig, ckpt: dict | None, device: torch.device, info: DistInfo,
-         overwrite: bool) -> FitResult:
-    if device.type == "cuda" and info.enabled:
-        device = torch.device("cuda", info.local_rank)
-    amp_dtype = resolve_precision(cfg.precision, device)
-    if cfg.batch_size % info.world_size:
-        raise ValueError(f"batch size {cfg.batch_size} must be divisible by the number of "
-                         f"processes ({info.world_size})")
-    out = Path(cfg.out)
-    if ckpt is None and (out / "last.pt").exists() and not overwrite:
-        raise ValueError(f"{out} already holds a run (last.pt); continue it with "
-                         f"--resume {out}, or choose another --out")
-    log = print if info.is_main else (lambda *a, **k: None)
-
-    torch.manual_seed(cfg.seed)
-    train, bank, val = _prepare_data(cfg, info)
-    B, b = cfg.batch_size, cfg.batch_size // info.world_size
-    if len(train) < B:
-        raise ValueError(f"batch size {B} is larger than the training set ({len(train)} "
-                         f"images); use --batch-size {len(train)} or less")
-    steps = len(train) // B  # the last incomplete batch of an epoch is dropped
-    total = cfg.epochs * steps
-    size = cfg.image_size or (train.images.shape[-1] if cfg.in_memory else 64)
-
-    model = build_model(cfg).to(device)
-    if cfg.sync_bn and info.enabled:
-        if device.type != "cuda":
-            raise ValueError("--sync-bn needs CUDA GPUs (SyncBatchNorm does not run on CPU)")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    channels_last = cfg.channels_last and device.type == "cuda"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg)
-    # Warm-up takes at most half the run, so a short run (--epochs 2) still decays.
-    warmup = min(total // 2, round(cfg.warmup_epochs * steps))
-    scheduler = warmup_cosine(optimizer, warmup, total)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-
-    start_epoch, start_step, history, best = 0, 0, [], -1.0
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        set_rng_states(ckpt["rng"])
-        start_epoch, start_step = ckpt["epoch"], ckpt["step_in_epoch"]
-        history, best = ckpt["history"], ckpt["best_knn"]
-        log(f"resuming {out} at epoch {start_epoch + 1}, step {start_step}")
-    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if info.enabled else model
-    if cfg.compile:
-        net = torch.compile(net)
-
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
-
-    def save(name: str, epoch: int, step: int, aug_state=None, loss_sum=0.0) -> None:
-        if info.is_main:
-            atomic_save({
-                "format_version": 1, "config": config_to_dict(cfg),
-                "model": model.state_dict(), "encoder": model.encoder.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rng_states(), "epoch": epoch,
-                "step_in_epoch": step, "aug_gen": aug_state, "loss_sum": loss_sum,
-                "history": history, "best_knn": best, "world_size": info.world_size,
-            }, out / name)
-
-    if cfg.in_memory:
-        images = train.images.to(device)  # uint8 (N, 3, H, W): the fast path
-        augment = BatchedAugment(**augment_kwargs(cfg, size)).to(device)
-    else:
-        loader = _streaming_loader(train, cfg, size, info, b)
-
-    with _stop_on_signals() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
-            model.train()
-            aug_gen = torch.Generator(device=device).manual_seed(
-                _epoch_seed(cfg.seed, epoch, 1 + info.rank))
-            first, loss_sum = 0, torch.zeros((), device=device)
-            if ckpt is not None and epoch == start_epoch and start_step > 0:
-                first = start_step
-                aug_gen.set_state(ckpt["aug_gen"])  # a CPU ByteTensor for every device
-                loss_sum += ckpt["loss_sum"]
-            if cfg.in_memory:
-                perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(
-                    _epoch_seed(cfg.seed, epoch))).to(device)
-                batches = ((images[perm[s * B + info.rank * b: s * B + (info.rank + 1) * b]],
-                            None) for s in range(first, steps))
-            else:
-                if hasattr(loader.sampler, "set_epoch"):  # DistributedSampler
-                    loader.sampler.set_epoch(epoch)
-                batches = (((xi, xj), None) for (xi, xj), _ in loader)
-            bar = tqdm(total=steps, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       disable=not (cfg.progress and info.is_main), leave=True,
-                       unit="step")
-            t0, done = time.perf_counter(), 0
-            for step, (x, _) in enumerate(batches, start=first):
-                if cfg.in_memory:
-                    x_i, x_j = augment(x, generator=aug_gen), augment(x, generator=aug_gen)
-                else:
-                    x_i, x_j = (v.to(device, non_blocking=True) for v in x)
-                if channels_last:
-                    x_i = x_i.contiguous(memory_format=torch.channels_last)
-                    x_j = x_j.contiguous(memory_format=torch.channels_last)
-                loss = train_step(net, x_i, x_j, optimizer, cfg.temperature,
-                                  amp_dtype=amp_dtype, scaler=scaler)
-                scheduler.step()
-                loss_sum += loss
-                done += 1
-                if device.type == "cpu" or step % 25 == 0 or step == steps - 1:
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        raise NonFiniteLossError(
-                            f"the loss became {value} at epoch {epoch + 1}, step {step + 1}; "
-                            f"{HINT_NONFINITE}. The last good checkpoint is {out / 'last.pt'}")
-                    rate = done * B / (time.perf_counter() - t0)
-                    bar.set_postfix(loss=f"{value:.3f}", img_s=f"{rate:.0f}", refresh=False)
-                bar.update(1)
-                if stop["signum"] is not None:
-                    bar.close()
-                    save("last.pt", epoch, step + 1, aug_gen.get_state(), loss_sum.item())
-                    barrier(info)
-                    raise TrainingInterrupted(
-                        f"stopped by signal {stop['signum']} at epoch {epoch + 1}, step "
-                        f"{step + 1}; checkpoint saved. Continue with: "
-                        f"python -m simclr_lib train --resume {out}")
-                if cfg.max_steps is not None and epoch * steps + step + 1 >= cfg.max_steps:
-                    break
-            bar.close()
-            elapsed = time.perf_counter() - t0
-            epoch_loss = all_reduce_mean(loss_sum / max(1, first + done), info).item()
-            record = {"epoch": epoch + 1, "loss": epoch_loss,
-                      "lr": optimizer.param_groups[0]["lr"],
-                      "images_per_s": done * B / max(elapsed, 1e-9), "time_s": elapsed}
-            last = epoch + 1 == cfg.epochs or cfg.max_steps is not None
-            if bank is not None and info.is_main and ((epoch + 1) % cfg.knn_every == 0 or last):
-                record.update(_knn_monitor(model, bank, val, cfg, device))
-            history.append(record)
-            if info.is_main:
-                improved = record.get("knn_top1", -1.0) > best
-                best = max(best, record.get("knn_top1", -1.0))
-                save("last.pt", epoch + 1, 0)
-                if improved or bank is None:
-                    save("best.pt", epoch + 1, 0)
-                _write_history(out, history)
-                knn = f", kNN {record['knn_top1']:.1%}" if "knn_top1" in record else ""
-                log(f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, "
-                    f"{record['images_per_s']:.0f} img/s{knn}", flush=True)
-            barrier(info)
-            if cfg.max_steps is not None and (epoch + 1) * steps >= cfg.max_steps:
-                break
-    log(f"wrote config.json, history.jsonl, last.pt and best.pt to {out}")
-    return FitResult(model, history, out, cfg)
-
-
-def _streaming_loader(train, cfg: TrainConfig, size: int, info: DistInfo, b: int):
-    """DataLoader with per-image ``simclr_transform`` in workers (the streaming path)."""
-    from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-
-    train.transform = TwoViews(simclr_transform(**augment_kwargs(cfg, size)))
-    g = torch.Generator().manual_seed(cfg.seed)
-    sampler = (DistributedSampler(train, info.world_size, info.rank, seed=cfg.seed,
-                                  drop_last=True) if info.enabled
-               else RandomSampler(train, generator=g))
-    return DataLoader(train, batch_size=b, sampler=sampler, num_workers=cfg.num_workers,
-                      drop_last=True, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=cfg.num_workers > 0)

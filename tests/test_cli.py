@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import urllib.error
+import warnings
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,14 @@ def test_both_spellings_of_multi_word_flags():
     cfg = config_from_args(build_parser().parse_args(
         ["train", "--profile", "ci", "--warmup_epochs", "3", "--knn-every", "0"]))
     assert (cfg.warmup_epochs, cfg.knn_every, cfg.dataset) == (3, 0, "shapes")
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], None), (["--sync-bn"], True),
+                                                  (["--no-sync-bn"], False),
+                                                  (["--no-sync_bn"], False)])
+def test_sync_bn_defaults_to_automatic_and_can_be_turned_off(flags, expected):
+    cfg = config_from_args(build_parser().parse_args(["train", *flags]))
+    assert cfg.sync_bn is expected
 
 
 def test_help_explains_every_flag(capsys):
@@ -90,7 +99,9 @@ def test_resume_without_checkpoint(capsys, tmp_path):
 
 def test_resume_with_corrupt_checkpoint(capsys, tmp_path):
     (tmp_path / "last.pt").write_bytes(b"\x80\x04 truncated")
-    assert "corrupt" in _error(["train", "--resume", str(tmp_path)], capsys)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's own warning about the file must not leak
+        assert "corrupt" in _error(["train", "--resume", str(tmp_path)], capsys)
 
 
 def test_errors_print_no_traceback_from_a_real_process(tmp_path):

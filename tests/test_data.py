@@ -269,6 +269,11 @@ def image_dir(tmp_path):
     pal.save(cat / "c_palette.png")
     (cat / "d_corrupt.jpg").write_bytes(os.urandom(300))
     (cat / "notes.txt").write_text("not an image")
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8))
+    photo.save(cat / "e_whole.jpg", quality=90)
+    data = (cat / "e_whole.jpg").read_bytes()
+    (cat / "e_whole.jpg").unlink()
+    (cat / "e_truncated.jpg").write_bytes(data[:len(data) // 2])  # the header reads fine
     _solid("RGBA", (30, 40), (0, 0, 0, 0)).save(dog / "a_clear.png")  # transparent -> white
     _solid("RGB", (8, 8), (0, 255, 0)).save(dog / "b_tiny.png")  # upscaled
     _solid("CMYK", (32, 32), (0, 255, 255, 0)).save(dog / "c_cmyk.jpg", quality=100)
@@ -278,10 +283,11 @@ def image_dir(tmp_path):
 
 
 def test_folder_in_memory(image_dir):
-    with pytest.warns(UserWarning, match="skipped 3 file") as record:
+    with pytest.warns(UserWarning, match="skipped 4 file") as record:
         ds = load_dataset("folder", "train", root=image_dir, image_size=16, progress=False)
     assert len(record) == 1
-    assert all(n in str(record[0].message) for n in ("d_corrupt.jpg", "d_empty.png", "notes.txt"))
+    assert all(n in str(record[0].message) for n in ("d_corrupt.jpg", "e_truncated.jpg",
+                                                     "d_empty.png", "notes.txt"))
     assert isinstance(ds, ImageTensorDataset)
     assert ds.images.shape == (6, 3, 16, 16) and ds.images.dtype == torch.uint8
     assert ds.classes == ["cat", "dog"] and ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
@@ -291,8 +297,11 @@ def test_folder_in_memory(image_dir):
 
 
 def test_folder_streaming(image_dir):
-    with pytest.warns(UserWarning, match="skipped 3 file"):
+    # A truncated JPEG passes a header check and then kills a worker mid-run: it must be
+    # found (and skipped) when the folder is scanned.
+    with pytest.warns(UserWarning, match="skipped 4 file") as record:
         ds = load_dataset("folder", root=image_dir, in_memory=False, progress=False)
+    assert "e_truncated.jpg" in str(record[0].message)
     assert isinstance(ds, FolderDataset) and len(ds) == 6 and ds.is_labelled
     image, label = ds[1]
     assert isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (50, 50)

@@ -1,4 +1,5 @@
-"""The training loop: run files, exact resume after SIGKILL and SIGINT, divergence handling."""
+"""The training loop: run files, exact resume after SIGKILL and SIGINT on both data paths,
+divergence handling, and the choices the loop makes (sizes, kNN monitor, SyncBatchNorm)."""
 
 import json
 import os
@@ -11,10 +12,18 @@ from pathlib import Path
 import pytest
 import torch
 
+import simclr_lib.batches as batches_module
 import simclr_lib.train as train_module
+from simclr_lib.batches import EpochBatchSampler, FastBatches
 from simclr_lib.checkpoint import load_checkpoint, load_encoder
 from simclr_lib.config import get_profile
-from simclr_lib.train import NonFiniteLossError, fit
+from simclr_lib.distributed import DistInfo
+from simclr_lib.train import (
+    NonFiniteLossError,
+    TrainingInterrupted,
+    fit,
+    wants_sync_bn,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # One thread everywhere, so that separate processes compute bit-identical floats.
@@ -38,10 +47,20 @@ def _losses(out):
     return [r["loss"] for r in _history(out)]
 
 
+PATHS = {"fast": [], "streaming": ["--streaming", "--num-workers", "2"]}
+
+
+@pytest.fixture(scope="module", params=sorted(PATHS))
+def path(request):
+    """Each data path: the fast one and the streaming one (DataLoader with 2 workers)."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("uninterrupted")
-    subprocess.run(_train(out), env=ENV, check=True, capture_output=True, cwd=ROOT)
+def uninterrupted(tmp_path_factory, path):
+    out = tmp_path_factory.mktemp(f"uninterrupted-{path}")
+    subprocess.run(_train(out, *PATHS[path]), env=ENV, check=True, capture_output=True,
+                   cwd=ROOT)
     return out
 
 
@@ -75,10 +94,11 @@ def test_run_writes_config_history_and_checkpoints(uninterrupted):
     assert cfg.encoder == "small_cnn" and f(torch.rand(2, 3, 32, 32)).shape[0] == 2
 
 
-def test_resume_after_sigkill_in_epoch_3_matches_uninterrupted_run(tmp_path, uninterrupted):
+def test_resume_after_sigkill_in_epoch_3_matches_uninterrupted_run(tmp_path, uninterrupted,
+                                                                    path):
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_train(out), env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_train(out, *PATHS[path]), env=ENV, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for_epochs(proc, out, 2)
     proc.send_signal(signal.SIGKILL)  # somewhere inside epoch 3
     proc.wait()
@@ -93,10 +113,12 @@ def test_resume_after_sigkill_in_epoch_3_matches_uninterrupted_run(tmp_path, uni
                                torch.tensor(expected, dtype=torch.float64), rtol=1e-5, atol=0)
 
 
-def test_sigint_saves_mid_epoch_and_resume_is_exact(tmp_path, uninterrupted):
+def test_sigint_on_the_command_line_saves_exits_130_and_resumes_exactly(tmp_path,
+                                                                        uninterrupted, path):
+    # Where the signal lands is up to timing; the in-process test below forces mid-epoch.
     out = tmp_path / "interrupted"
-    proc = subprocess.Popen(_train(out), env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_train(out, *PATHS[path]), env=ENV, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for_epochs(proc, out, 1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -158,3 +180,128 @@ def test_streaming_path_trains_on_a_folder_of_images(tmp_path):
     assert [r["epoch"] for r in result.history] == [1, 2]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
     assert (tmp_path / "run" / "best.pt").exists()
+
+
+# ------------------------------------------------------------- in-process, exact resume
+
+def _ci(out, **changes):
+    cfg = get_profile("ci").train
+    cfg.out, cfg.epochs, cfg.train_size, cfg.knn_every, cfg.progress = str(out), 3, 512, 0, False
+    for k, v in changes.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def _count_steps(monkeypatch, sigint_at=None):
+    """Wrap train_step: count the calls, and send SIGINT to this process after call
+    ``sigint_at`` (the handler sets the flag; the loop stops after that step)."""
+    real, calls = train_module.train_step, {"n": 0, "shapes": [], "sigint_at": sigint_at}
+
+    def wrapped(model, x_i, x_j, *args, **kwargs):
+        calls["n"] += 1
+        calls["shapes"].append(tuple(x_i.shape))
+        loss = real(model, x_i, x_j, *args, **kwargs)
+        if calls["n"] == calls["sigint_at"]:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    monkeypatch.setattr(train_module, "train_step", wrapped)
+    return calls
+
+
+STREAMING = [dict(in_memory=True), dict(in_memory=False, num_workers=0),
+             dict(in_memory=False, num_workers=2)]
+
+
+@pytest.mark.parametrize("path", STREAMING, ids=["fast", "streaming-0", "streaming-2"])
+def test_sigint_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path, monkeypatch,
+                                                                   path):
+    whole = fit(_ci(tmp_path / "whole", **path)).history
+    steps = 512 // 64  # no kNN monitor, so no validation split is held out
+    calls = _count_steps(monkeypatch, sigint_at=steps + 2)  # step 2 of epoch 2: mid-epoch
+    with pytest.raises(TrainingInterrupted, match="epoch 2, step 2"):
+        fit(_ci(tmp_path / "cut", **path))
+    ckpt = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert (ckpt["epoch"], ckpt["step_in_epoch"]) == (1, 2)  # really mid-epoch
+    calls["n"], calls["sigint_at"] = 0, None
+    resumed = fit(None, resume=tmp_path / "cut").history
+    assert calls["n"] == 3 * steps - (steps + 2)  # exactly the steps that were left
+    torch.testing.assert_close(torch.tensor([r["loss"] for r in resumed], dtype=torch.float64),
+                               torch.tensor([r["loss"] for r in whole], dtype=torch.float64),
+                               rtol=1e-6, atol=0)
+    assert [r["lr"] for r in resumed] == pytest.approx([r["lr"] for r in whole], rel=1e-9)
+
+
+def test_streaming_results_do_not_depend_on_the_number_of_workers(tmp_path):
+    runs = [fit(_ci(tmp_path / str(w), epochs=1, in_memory=False, num_workers=w)).history
+            for w in (0, 2)]
+    assert runs[0][0]["loss"] == runs[1][0]["loss"]
+
+
+def test_streaming_trains_at_the_datasets_own_size_without_blur(tmp_path, monkeypatch):
+    calls = _count_steps(monkeypatch)
+    made = []
+    real_transform = batches_module.simclr_transform
+    monkeypatch.setattr(batches_module, "simclr_transform",
+                        lambda **kw: made.append(kw) or real_transform(**kw))
+    fit(_ci(tmp_path, epochs=1, in_memory=False, num_workers=0))
+    assert set(calls["shapes"]) == {(64, 3, 32, 32)}  # shapes' native 32 px, not 64
+    assert made[0]["size"] == 32 and made[0]["blur"] is None  # None: off below 64 px
+
+
+def test_resumed_epoch_runs_only_its_remaining_steps():
+    sampler = EpochBatchSampler(n=100, steps=6, global_batch=16, info=DistInfo(), seed=0)
+    sampler.set_epoch(1)
+    full = list(sampler)
+    sampler.set_epoch(1, first=4)
+    assert len(sampler) == 2 and list(sampler) == full[4:]
+    sampler.set_epoch(2)
+    assert list(sampler) != full  # a new order (and new seeds) every epoch
+
+
+def test_ranks_get_disjoint_images_and_their_own_augmentations():
+    two = [EpochBatchSampler(100, 3, 16, DistInfo(rank=r, world_size=2), seed=0)
+           for r in (0, 1)]
+    one = EpochBatchSampler(100, 3, 16, DistInfo(), seed=0)
+    for b0, b1, whole in zip(*two, one, strict=True):
+        assert len(b0) == len(b1) == 8
+        assert b0 + b1 == whole  # the same global batch, split between ranks
+        assert not {i for i, _ in b0} & {i for i, _ in b1}
+        assert not {s for _, s in b0} & {s for _, s in b1}  # streaming: seeds per image
+
+    cfg = _ci("unused", batch_size=8)
+    images = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8).expand(16, 3, 32, 32)
+    views = [next(FastBatches(images, cfg, 32, DistInfo(rank=r, world_size=2), 2)(0, 0))
+             for r in (0, 1)]
+    assert not torch.equal(views[0][0], views[1][0])  # fast path: rank in the seed
+
+
+def test_knn_monitor_with_max_steps_runs_every_knn_every_epochs_and_at_the_end(tmp_path):
+    steps = 410 // 64  # 512 images, 20% held out for the kNN monitor's validation split
+    history = fit(_ci(tmp_path, epochs=5, knn_every=2, max_steps=3 * steps)).history
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert ["knn_top1" in r for r in history] == [False, True, True]
+
+
+@pytest.mark.parametrize(("sync_bn", "distributed", "device", "expected"), [
+    (None, True, "cuda", True),    # the default under DDP on GPUs: global BN
+    (False, True, "cuda", False),  # --no-sync-bn
+    (True, True, "cuda", True),
+    (None, True, "cpu", False),    # gloo on CPUs: SyncBatchNorm cannot run
+    (None, False, "cuda", False),  # one process: nothing to synchronise
+    (True, False, "cpu", False),
+])
+def test_sync_batch_norm_by_default_under_ddp_on_cuda(sync_bn, distributed, device, expected):
+    assert wants_sync_bn(sync_bn, distributed, device) is expected
+
+
+def test_sync_bn_asked_for_on_cpus_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs CUDA GPUs.*--no-sync-bn"):
+        wants_sync_bn(True, True, "cpu")
+
+
+def test_set_up_converts_batch_norm_when_sync_bn_applies(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "wants_sync_bn", lambda *a: True)
+    run = train_module._set_up(_ci(tmp_path), torch.device("cpu"), DistInfo(), False, False)
+    kinds = {type(m).__name__ for m in run.model.modules()}
+    assert "SyncBatchNorm" in kinds and "BatchNorm2d" not in kinds
