@@ -183,14 +183,15 @@ def adjust_hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 def color_jitter(x: torch.Tensor, order: torch.Tensor, brightness: torch.Tensor,
                  contrast: torch.Tensor, saturation: torch.Tensor,
-                 hue: torch.Tensor) -> torch.Tensor:
+                 hue: torch.Tensor, *, sync_free: bool = False) -> torch.Tensor:
     """Batched ``ColorJitter``: image b gets op ``order[b, k]`` k-th (0 brightness,
     1 contrast, 2 saturation, 3 hue, like torchvision's ``fn_idx``) with its own factors.
 
     Brightness, contrast and saturation are all ``clamp(f x + (1 - f) y)`` with y = 0, the
     mean gray or the gray image, so each position is one blend over the whole batch (hue
     images get f = 1, which is exact) plus :func:`adjust_hue` on the images whose k-th op
-    is hue. Shapes: x (B, 3, H, W), order (B, 4), factors (B,).
+    is hue (on every image, then selected, when ``sync_free``; see :func:`apply_where`).
+    Shapes: x (B, 3, H, W), order (B, 4), factors (B,).
     """
     factors = torch.stack((brightness, contrast, saturation, torch.ones_like(hue)), dim=1)
     for k in range(4):
@@ -200,7 +201,7 @@ def color_jitter(x: torch.Tensor, order: torch.Tensor, brightness: torch.Tensor,
         mean = gray.mean(dim=(-3, -2, -1), keepdim=True)                    # (B, 1, 1, 1)
         y = (gray * op[:, 2].view(-1, 1, 1, 1)).add_(mean * op[:, 1].view(-1, 1, 1, 1))
         x = _blend(x, y, f)  # y = 0 for brightness; f = 1 leaves hue images unchanged
-        x = _apply_to(x, order[:, k] == 3, lambda xs, i: adjust_hue(xs, hue[i]))
+        x = apply_where(x, order[:, k] == 3, lambda xs, i: adjust_hue(xs, hue[i]), sync_free)
     return x
 
 
@@ -219,8 +220,26 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> tor
     return y.view(B, C, H, W)
 
 
-def _apply_to(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:
-    # x[mask] = fn(x[mask], idx), in place (x must be ours), computing fn only there.
+def apply_where(x: torch.Tensor, mask: torch.Tensor, fn, sync_free: bool = False,
+                ) -> torch.Tensor:
+    """``x[b] = fn(x[mask], idx)[...]`` for the images ``b`` where ``mask`` is True.
+
+    ``fn(xs, idx)`` maps the images ``xs`` (the ones at ``idx`` in the batch) to new ones;
+    every op here works image by image, so an image's result does not depend on the others.
+
+    Two strategies, equal image by image (tested):
+
+    * ``sync_free=False`` (the CPU's): select the images with ``mask.nonzero()``, transform
+      only those and copy them back in place. Least arithmetic, but ``nonzero`` must know
+      how many images it found, which on a GPU is a host synchronisation: the CPU stops
+      queueing work until the GPU has caught up.
+    * ``sync_free=True`` (CUDA's): transform every image and keep the result where ``mask``
+      is set (``torch.where``). More arithmetic, cheap on a GPU at these sizes, and the CPU
+      never waits, so it can queue the model's kernels ahead of the GPU.
+    """
+    if sync_free:
+        everything = torch.arange(x.shape[0], device=x.device)
+        return torch.where(mask.view(-1, 1, 1, 1), fn(x, everything), x)
     idx = mask.nonzero().squeeze(1)
     if idx.numel() == 0:
         return x
@@ -261,6 +280,9 @@ class BatchedAugment(nn.Module):
     Args:
         size, strength, scale, ratio, flip_p, jitter_p, grayscale_p, blur, blur_p: as in
             :func:`simclr_transform`.
+        sync_free: how ops that apply to some images only are done (see
+            :func:`apply_where`); ``None`` (default): without host synchronisation on CUDA,
+            by selecting the images on the CPU. Both give the same views.
 
     Example:
         >>> aug = BatchedAugment(32, strength=0.5)
@@ -272,8 +294,10 @@ class BatchedAugment(nn.Module):
 
     def __init__(self, size: int, *, strength: float = 1.0, scale=(0.08, 1.0),
                  ratio=(3 / 4, 4 / 3), flip_p: float = 0.5, jitter_p: float = 0.8,
-                 grayscale_p: float = 0.2, blur: bool | None = None, blur_p: float = 0.5) -> None:
+                 grayscale_p: float = 0.2, blur: bool | None = None, blur_p: float = 0.5,
+                 sync_free: bool | None = None) -> None:
         super().__init__()
+        self.sync_free = sync_free
         _check(size, strength, scale, ratio, flip_p=flip_p, jitter_p=jitter_p,
                grayscale_p=grayscale_p, blur_p=blur_p)
         self.size, self.strength = size, float(strength)
@@ -353,13 +377,16 @@ class BatchedAugment(nn.Module):
         gy = ((p["height"] / H).view(B, 1, 1) * base.view(S, 1)).add_(cy.view(B, 1, 1))
         grid = torch.stack((gx, gy.expand(B, S, S)), dim=-1)                   # (B, S, S, 2)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        free = x.device.type == "cuda" if self.sync_free is None else self.sync_free
         if self.strength > 0:
-            x = _apply_to(x, p["jitter"], lambda xs, i: color_jitter(
+            x = apply_where(x, p["jitter"], lambda xs, i: color_jitter(
                 xs, p["order"][i], p["brightness"][i], p["contrast"][i], p["saturation"][i],
-                p["hue"][i]))
-        x = _apply_to(x, p["grayscale"], lambda xs, i: rgb_to_grayscale(xs).repeat(1, 3, 1, 1))
-        x = _apply_to(x, p["blur"], lambda xs, i: gaussian_blur(xs, p["sigma"][i],
-                                                                 self.kernel_size))
+                p["hue"][i], sync_free=free), free)
+        x = apply_where(x, p["grayscale"], lambda xs, i: rgb_to_grayscale(xs).repeat(1, 3, 1, 1),
+                        free)
+        if self.blur:
+            x = apply_where(x, p["blur"], lambda xs, i: gaussian_blur(xs, p["sigma"][i],
+                                                                       self.kernel_size), free)
         return x.clamp_(0, 1).contiguous()
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

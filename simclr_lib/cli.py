@@ -104,16 +104,28 @@ def _eval_parser(sub) -> None:
 
 
 def _bench_parser(sub) -> None:
-    p = sub.add_parser("bench", help="training throughput: fast path vs forward+backward",
-                       description="Images/s of the fast training path against raw "
-                       "forward+backward on pre-augmented tensors.")
-    _flag(p, "encoder", choices=ENCODERS, default="resnet18", help="the encoder f")
-    _flag(p, "batch_size", type=int, default=512, metavar="N", help="images per step")
-    _flag(p, "image_size", type=int, default=32, metavar="N", help="image size")
-    _flag(p, "steps", type=int, default=30, metavar="N", help="timed steps per measurement")
-    _flag(p, "device", default="auto", metavar="auto|cpu|cuda", help="where to run")
-    _flag(p, "precision", choices=PRECISIONS, default="auto", help="autocast dtype")
+    p = sub.add_parser(
+        "bench", help="training throughput against the classic pipeline; NT-Xent memory",
+        description="A quick version of every benchmark (benchmarks/ has the full ones): "
+        "images/s of (a) fit()'s fast path, (b) a DataLoader with per-image torchvision "
+        "transforms at its best num_workers, (c) lightly's pipeline (if installed) and (d) "
+        "forward+backward on pre-augmented views, on the same model, batch and data; then "
+        "NT-Xent forward+backward time and peak memory against a naive implementation.")
+    _flag(p, "profile", choices=PROFILE_NAMES,
+          help="model, batch, data and optimizer of this profile (default: as train)")
+    _flag(p, "encoder", choices=ENCODERS, help="override the profile's encoder")
+    _flag(p, "batch_size", type=int, metavar="N", help="override the profile's batch size")
+    _flag(p, "device", metavar="auto|cpu|cuda", help="where to run (default: the profile's)")
+    _flag(p, "precision", choices=PRECISIONS, help="autocast dtype (default: the profile's)")
     _flag(p, "compile", action="store_true", help="torch.compile the model")
+    _flag(p, "steps", type=int, default=10, metavar="N", help="timed steps per measurement")
+    _flag(p, "warmup", type=int, default=2, metavar="N", help="untimed steps first")
+    _flag(p, "workers", type=int, nargs="+", metavar="N",
+          help="DataLoader worker counts to try for (b) and (c) (default: 0 and all cores)")
+    _flag(p, "ntxent_sizes", type=int, nargs="+", default=[256, 1024], metavar="N",
+          help="numbers of pairs N for the NT-Xent comparison")
+    _flag(p, "no_lightly", action="store_true", help="skip (c) even if lightly is installed")
+    _flag(p, "no_memory", action="store_true", help="skip NT-Xent peak memory")
 
 
 def build_parser() -> argparse.ArgumentParser:

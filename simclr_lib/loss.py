@@ -117,14 +117,16 @@ def similarity_logits(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0
     big1, big2 = gather_with_grad(z1), gather_with_grad(z2)  # (M, D) each, M = K*N
     candidates = torch.cat([big1, big2])  # (2M, D)
     m = big1.shape[0]
-    logits = anchors @ candidates.T / temperature  # (2N, 2M)
+    logits = (anchors / temperature) @ candidates.T  # (2N, 2M); 1/tau on (2N, D), not on (2N, 2M)
     i = torch.arange(n, device=z1.device)
     own = rank * n + i  # global row of local image i in Z1 (and, shifted by M, in Z2)
     self_cols = torch.cat([own, own + m])  # (2N,) where each anchor meets itself
     labels = torch.cat([own + m, own])  # (2N,) the other view of the same image
     rows = torch.arange(2 * n, device=z1.device)
     minus_inf = torch.full((), float("-inf"), dtype=dtype, device=logits.device)
-    logits = logits.index_put((rows, self_cols), minus_inf)
+    # In place: the product's backward needs its inputs, not its output, so no (2N, 2M)
+    # copy is made.
+    logits.index_put_((rows, self_cols), minus_inf)
     return logits, labels
 
 

@@ -42,6 +42,11 @@ class LARS(torch.optim.Optimizer):
         weight_decay: L2 penalty added to the gradient before the trust ratio.
         eta: trust coefficient (0.001 in SimCLR).
         nesterov: use Nesterov momentum.
+        foreach: update all tensors of a group with a handful of ``torch._foreach_*`` calls
+            (one kernel launch per op for the whole group) instead of ~10 launches per
+            tensor; ``None`` (default): on when every parameter is on one CUDA device,
+            where launch overhead is what a small-image step waits for. Both give the same
+            update (tested).
 
     Example:
         >>> model = nn.Linear(4, 2)
@@ -49,7 +54,8 @@ class LARS(torch.optim.Optimizer):
     """
 
     def __init__(self, params: Iterable, lr: float, momentum: float = 0.9,
-                 weight_decay: float = 0.0, eta: float = 0.001, nesterov: bool = False) -> None:
+                 weight_decay: float = 0.0, eta: float = 0.001, nesterov: bool = False,
+                 foreach: bool | None = None) -> None:
         if lr < 0:
             raise ValueError(f"lr must be >= 0, got {lr}")
         if eta <= 0:
@@ -57,6 +63,13 @@ class LARS(torch.optim.Optimizer):
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta,
                         nesterov=nesterov, exclude=False)
         super().__init__(params, defaults)
+        self.foreach = foreach
+
+    def _use_foreach(self, params: list[torch.Tensor]) -> bool:
+        if self.foreach is not None:
+            return self.foreach
+        devices = {p.device for p in params}
+        return len(devices) == 1 and next(iter(devices)).type == "cuda"
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102 - documented on the class
@@ -65,6 +78,10 @@ class LARS(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params and self._use_foreach(params):
+                self._step_foreach(group, params)
+                continue
             lr, momentum, eta = group["lr"], group["momentum"], group["eta"]
             for p in group["params"]:
                 if p.grad is None:
@@ -88,6 +105,31 @@ class LARS(torch.optim.Optimizer):
                 update = v.mul(momentum).add(g, alpha=lr) if group["nesterov"] else v
                 p.sub_(update)
         return loss
+
+    def _step_foreach(self, group: dict, params: list[torch.Tensor]) -> None:
+        """The update of :meth:`step` for a whole group, with ``torch._foreach_*`` ops."""
+        lr, momentum, eta = group["lr"], group["momentum"], group["eta"]
+        grads = [p.grad for p in params]
+        if not group["exclude"]:
+            if group["weight_decay"] != 0:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            w_norm = torch.stack(torch._foreach_norm(params))  # (P,) one norm per tensor
+            g_norm = torch.stack(torch._foreach_norm(grads))
+            trust = torch.where((w_norm > 0) & (g_norm > 0),
+                                eta * w_norm / g_norm.clamp_min(1e-12), torch.ones_like(w_norm))
+            grads = torch._foreach_mul(grads, list(trust.unbind()))
+        for p in params:
+            if "momentum_buffer" not in self.state[p]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        bufs = [self.state[p]["momentum_buffer"] for p in params]
+        torch._foreach_mul_(bufs, momentum)
+        torch._foreach_add_(bufs, grads, alpha=lr)
+        if group["nesterov"]:
+            update = torch._foreach_mul(bufs, momentum)
+            torch._foreach_add_(update, grads, alpha=lr)
+        else:
+            update = bufs
+        torch._foreach_sub_(params, update)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -122,7 +164,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
+        # The fused kernel (one launch for every tensor) where it exists: on CUDA.
+        fused = all(p.is_cuda for g in groups for p in g["params"]) or None
+        return torch.optim.AdamW(groups, lr=lr, fused=fused)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose lars, sgd or adamw")
 
 

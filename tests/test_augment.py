@@ -331,6 +331,7 @@ def test_two_views_differ():
 
 # ---- CUDA ---------------------------------------------------------------------------------
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu_for_the_same_parameters():
     x = images(32, 48, 48)
@@ -342,3 +343,45 @@ def test_cuda_matches_cpu_for_the_same_parameters():
     g = torch.Generator(device="cuda").manual_seed(0)
     out = aug(x.cuda(), g)                         # a CUDA generator works too
     assert out.shape == (32, 3, 32, 32) and 0 <= out.min() and out.max() <= 1
+
+
+@pytest.mark.parametrize(("strength", "blur"), [(1.0, False), (0.5, True), (1.0, True)])
+def test_sync_free_strategy_gives_the_same_views(strength, blur):
+    # CUDA's strategy (transform every image, keep the selected ones) against the CPU's
+    # (select with nonzero, transform those): equal image by image.
+    x = torch.randint(0, 256, (48, 3, 40, 40), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(5))
+    views = [BatchedAugment(32, strength=strength, blur=blur, grayscale_p=0.5, sync_free=free)
+             (x, torch.Generator().manual_seed(1)) for free in (False, True)]
+    assert_close(views[1], views[0], rtol=0, atol=1e-6)
+
+
+class _Calls(torch.overrides.TorchFunctionMode):
+    """Records the name of every torch function and tensor method called."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.add(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+def test_sync_free_strategy_never_asks_the_device_how_many():
+    # nonzero/item/tolist make the CPU wait for the GPU (a host synchronisation).
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    host_syncs = {"nonzero", "item", "tolist", "__bool__", "__int__", "__float__"}
+    for free, expect_sync in ((True, False), (False, True)):
+        with _Calls() as calls:
+            BatchedAugment(32, blur=True, sync_free=free)(x, torch.Generator().manual_seed(0))
+        assert bool(calls.names & host_syncs) is expect_sync, calls.names & host_syncs
+
+
+def test_sync_free_is_the_default_on_cuda_only():
+    aug = BatchedAugment(32)
+    assert aug.sync_free is None  # decided per call from the device of x
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    with _Calls() as calls:
+        aug(x, torch.Generator().manual_seed(0))
+    assert "nonzero" in calls.names  # the CPU selects

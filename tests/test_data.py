@@ -402,6 +402,7 @@ def test_image_tensor_dataset_api():
         ImageTensorDataset(images, [0, 1])
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_image_tensor_dataset_to_cuda():
     ds = load_dataset("shapes", "test", size=20).to("cuda")

@@ -122,3 +122,36 @@ def test_scheduler_is_stepped_per_iteration():
     assert lrs[-1] < 0.05
     with pytest.raises(ValueError, match="warmup_steps"):
         warmup_cosine(opt, warmup_steps=30, total_steps=20)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_lars_foreach_update_equals_the_per_tensor_loop(nesterov):
+    def run(foreach):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5),
+                                    torch.nn.Linear(5, 3))
+        opt = LARS(param_groups(model, 1e-3), lr=0.4, momentum=0.9, eta=0.02,
+                   nesterov=nesterov, foreach=foreach)
+        x = torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
+        for _ in range(3):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+        return model.state_dict()
+
+    loop, foreach = run(False), run(True)
+    for k in loop:
+        torch.testing.assert_close(foreach[k], loop[k], rtol=1e-6, atol=1e-7)
+    torch.manual_seed(0)  # the same initial weights: the steps did move them
+    start = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5),
+                                torch.nn.Linear(5, 3)).state_dict()
+    assert not torch.equal(start["0.weight"], loop["0.weight"])
+    assert not torch.equal(start["1.bias"], loop["1.bias"])  # the excluded group too
+
+
+def test_lars_uses_foreach_by_default_on_cuda_only():
+    w = torch.nn.Parameter(torch.ones(3))
+    assert LARS([w], lr=0.1)._use_foreach([w]) is False
+    w_meta = torch.nn.Parameter(torch.ones(3, device="meta"))
+    assert LARS([w_meta], lr=0.1)._use_foreach([w_meta]) is False
+    assert LARS([w], lr=0.1, foreach=True)._use_foreach([w]) is True
