@@ -47,7 +47,10 @@ from .loss import nt_xent, similarity_logits
 from .plots import BAD, GOOD, PALETTE, to_numpy_images
 
 DPI = 100          # explorer figures: 100 pixels per inch, the notebook figures' density
-MAX_WIDTH = 760    # px: the notebook column of JupyterLab in a 900-px-wide window
+# JupyterLab's notebook column (file browser open) is about 960 px wide in a 1400-px window
+# and 460 px in a 900-px one, where wider pictures shrink to fit (and their text with them).
+MAX_WIDTH = 760    # px: the widest explorer picture (01's three photos take 620)
+NARROW = 460       # px: pictures with small text (03's tick labels) keep to this width
 GREY = "#999999"   # negatives
 TRACK_WIDTH = 190  # px of every slider's track, whatever the length of its label
 READOUT_WIDTH = 64  # px reserved for a slider's value
@@ -336,9 +339,10 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float],
                         ) -> tuple[Callable[..., Figure], list[Artist]]:
     """The temperature explorer's figure, built once.
 
-    Left column, sharing the candidate axis: the anchor's cosine similarities (top) and
-    NT-Xent's softmax over them (bottom); right: the batch's loss against tau. One legend
-    below the panels, so it never covers a bar.
+    Three panels stacked in a column narrow enough to stay at natural size in a 900-px
+    window: the anchor's cosine similarities, NT-Xent's softmax over them (sharing the
+    candidate axis, so each bar sits under its similarity), and the batch's loss against
+    tau. Legends sit below their panels, so they never cover a bar.
 
     Returns:
         ``draw(temperature, anchor, positive, sims, probs, loss)``, which updates the
@@ -347,11 +351,9 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float],
     """
     cols = list(range(2 * n))
     uniform, chance = 1 / (2 * n - 1), float(np.log(2 * n - 1))
-    fig = Figure(figsize=(MAX_WIDTH / DPI, 5.2), dpi=DPI, layout="constrained")
-    grid = fig.add_gridspec(2, 2, width_ratios=(1.75, 1))
-    ax_sim = fig.add_subplot(grid[0, 0])
-    ax_p = fig.add_subplot(grid[1, 0], sharex=ax_sim)
-    ax_loss = fig.add_subplot(grid[:, 1])
+    fig = Figure(figsize=(NARROW / DPI, 7.2), dpi=DPI, layout="constrained")
+    ax_sim, ax_p, ax_loss = fig.subplots(3, 1, height_ratios=(1, 1, 1.1))
+    ax_p.sharex(ax_sim)
 
     sim_bars = ax_sim.bar(cols, [0.0] * len(cols), color=GREY)
     ax_sim.set_ylim(-1.05, 1.05)
@@ -378,15 +380,17 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float],
     ax_loss.axhline(chance, color="gray", ls="--", lw=1)
     tau_line = ax_loss.axvline(taus[0], color=PALETTE[1], lw=1.5)
     ax_loss.set_xlabel("temperature τ")
-    ax_loss.set_ylabel("NT-Xent of the batch")
+    ax_loss.set_ylabel("NT-Xent")
 
-    fig.legend(handles=[
+    ax_p.legend(handles=[
         Patch(color=GOOD, label="positive (other view)"), Patch(color=GREY, label="negatives"),
         Patch(color=BAD, alpha=0.15, label="the anchor itself (masked)"),
         Line2D([], [], color=PALETTE[0], ls=":", label=f"uniform 1/(2N-1) = {uniform:.3f}"),
+    ], loc="upper center", bbox_to_anchor=(0.5, -0.32), ncols=2, fontsize=9, frameon=False)
+    ax_loss.legend(handles=[
         Line2D([], [], color="gray", ls="--", label=f"ln(2N-1) = {chance:.3f}"),
         Line2D([], [], color=PALETTE[1], label="current τ"),
-    ], loc="outside lower center", ncols=3, fontsize=9, frameon=False)
+    ], loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, fontsize=9, frameon=False)
     titles = {"fontsize": 10}
     fixed = False
 
@@ -406,8 +410,8 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float],
                          **titles)
         ax_p.set_title(f"softmax(sim / τ) at τ = {temperature:.3g}:  p(positive) = "
                        f"{probs[positive]:.2f}", **titles)
-        ax_loss.set_title(f"NT-Xent against τ (N = {n} pairs)\nat τ = {temperature:.3g}: "
-                          f"{loss:.3f}", **titles)
+        ax_loss.set_title(f"NT-Xent of the batch (N = {n} pairs): {loss:.3f} at τ = "
+                          f"{temperature:.3g}", **titles)
         tau_line.set_xdata([temperature, temperature])
         if not fixed:  # lay out once, then keep it: constrained layout is most of a draw
             fig.draw_without_rendering()

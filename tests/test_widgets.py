@@ -11,6 +11,7 @@ from PIL import Image
 from simclr_lib.shapes import make_shapes
 from simclr_lib.widgets import (
     MAX_WIDTH,
+    NARROW,
     Explorer,
     _png,
     augmentation_explorer,
@@ -174,7 +175,8 @@ def test_layout_natural_size_and_aligned_sliders(which):
     width, height = fig.get_size_inches() * fig.dpi
     png_width, png_height = _png_size(bytes(ex.image.value))
     assert (png_width, png_height) == (round(width), round(height))
-    assert png_width <= MAX_WIDTH and png_height <= 700  # fits 900-px-wide, 1000-px windows
+    assert png_width <= (MAX_WIDTH if which == "augmentation" else NARROW)
+    assert png_height <= 740  # with the sliders, fits a 1000-px-high window
     assert ex.image.layout.width == f"{png_width}px"  # natural size, not the output's width
     assert ex.image.layout.max_width == "100%" and ex.image.layout.height == "auto"
     labels = {c.style.description_width for c in ex.controls.values()}
