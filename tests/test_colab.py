@@ -39,7 +39,8 @@ def test_runtime_requirements_are_pyproject_dependencies_without_extras():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     reqs = colab.runtime_requirements()
     assert sorted(r.replace(" ", "") for r in reqs) == sorted(
-        pyproject["project"]["dependencies"])
+        pyproject["project"]["dependencies"]), (
+        "the installed metadata does not match pyproject.toml: run `make install` again")
     assert not any("jupyterlab" in r or "pytest" in r for r in reqs)
 
 
