@@ -3,18 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.installed-browser
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 PROFILE ?= cpu
 # Jupyter refuses to run as root (containers, some cloud VMs) unless told it may.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install test lint unit notebooks lab course bench clean
+.PHONY: install test lint unit notebooks lab course bench colab-check browser-check clean
 
 # (Re)install the project into .venv whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,lab]"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -55,6 +56,23 @@ endif
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_augment.py
+	$(PY) benchmarks/bench_explorers.py
+
+# The notebooks' set-up cell, run in a Colab-like environment (versions: tools/colab_runtime.txt),
+# changes no preinstalled package, and the explorers work under ipywidgets 7. Needs no .venv;
+# builds build/colab-venv (about 2 min) and reuses it while it is exactly as built.
+colab-check:
+	$(PYTHON) tools/colab_check.py
+
+# Playwright (the browser extra) on top of the project's .venv.
+$(BROWSER_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,lab,browser]"
+	@touch $(BROWSER_STAMP)
+
+# The explorers in a real JupyterLab and headless Chromium (the system's, e.g.
+# `apt-get install chromium`): screenshots and report.json in build/browser-check/.
+browser-check: $(BROWSER_STAMP)
+	$(PY) tools/browser_check.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

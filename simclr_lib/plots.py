@@ -65,8 +65,19 @@ def _figure(**kwargs: Any) -> Figure:
     return Figure(layout="constrained", **kwargs)
 
 
-def _to_numpy_images(images: Any) -> np.ndarray:
-    """uint8 (0..255) or float ([0, 1]) images (B, C, H, W) or (C, H, W) -> (B, H, W, 3)."""
+def to_numpy_images(images: Any) -> np.ndarray:
+    """Images as the float RGB arrays that ``imshow`` draws.
+
+    Args:
+        images: uint8 (0..255) or float ([0, 1]) images, (B, C, H, W) or (C, H, W), with
+            C = 1 (gray, repeated to RGB) or 3.
+
+    Returns:
+        A float32 array (B, H, W, 3) in [0, 1].
+
+    Raises:
+        ValueError: for any other shape.
+    """
     x = torch.as_tensor(images).detach().cpu()
     if x.dim() == 3:
         x = x[None]
@@ -105,12 +116,12 @@ def show_views(images: Any, views_i: Any = None, views_j: Any = None, n: int = 8
     Returns:
         A Figure with ``n`` axes (images only) or ``n x rows`` axes.
     """
-    imgs = _to_numpy_images(images)
+    imgs = to_numpy_images(images)
     n = max(1, min(n, len(imgs)))
     rows = [("image", imgs)]
     for name, v in (("view $x_i$", views_i), ("view $x_j$", views_j)):
         if v is not None:
-            rows.append((name, _to_numpy_images(v)))
+            rows.append((name, to_numpy_images(v)))
     if len(rows) == 1:
         cols = min(n, 8)
         nrows = math.ceil(n / cols)
@@ -156,7 +167,7 @@ def plot_histograms(images: Any, bins: int = 32, n: int = 4,
     Returns:
         A Figure with ``2 n`` axes: images on top, histograms below (shared y axis).
     """
-    imgs = _to_numpy_images(images)
+    imgs = to_numpy_images(images)
     n = max(1, min(n, len(imgs)))
     fig = _figure(figsize=(2.8 * n, 5.0))
     fig.get_layout_engine().set(wspace=0.08)
@@ -389,7 +400,7 @@ def plot_knn_grid(query_images: Any, bank_images: Any, indices: Any, n_queries: 
     Returns:
         A Figure with ``n_queries x (k + 1)`` axes.
     """
-    queries, bank = _to_numpy_images(query_images), _to_numpy_images(bank_images)
+    queries, bank = to_numpy_images(query_images), to_numpy_images(bank_images)
     idx = torch.as_tensor(indices).cpu().long().numpy()
     n_queries = max(1, min(n_queries, len(queries), len(idx)))
     k = max(1, min(k, idx.shape[1]))

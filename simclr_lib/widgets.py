@@ -12,37 +12,89 @@ where nobody moves a slider (nbmake, CI, a static copy of the notebook)::
 
 Figures are ``matplotlib.figure.Figure`` objects (never registered with pyplot, like those
 of :mod:`simclr_lib.plots`), rendered to PNG and shown in an ``ipywidgets.Image``, so
-Jupyter's inline backend does not show them a second time below the widget.
+Jupyter's inline backend does not show them a second time below the widget. The picture is
+shown at its natural size (one figure pixel per screen pixel, at most the output's width),
+so its text matches the notebook's other figures. An explorer builds its figure once and
+then only updates the artists that change (image data, bar heights, a line, a few texts),
+with its layout fixed after the first draw: a redraw costs one render and one PNG, a
+fraction of a second on two CPU cores (``benchmarks/bench_explorers.py`` measures it).
+
+This is the only module of :mod:`simclr_lib` that imports ipywidgets; the explorers use
+core widgets only, which ipywidgets 7 (Colab) and 8 (JupyterLab 4) both have.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import ipywidgets
+import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from PIL import Image
 
 from .augment import BatchedAugment
 from .loss import nt_xent, similarity_logits
-from .plots import BAD, GOOD, PALETTE, show_views
+from .plots import BAD, GOOD, PALETTE, to_numpy_images
+
+DPI = 100          # explorer figures: 100 pixels per inch, the notebook figures' density
+# JupyterLab's notebook column (file browser open) is about 960 px wide in a 1400-px window
+# and 460 px in a 900-px one, where wider pictures shrink to fit (and their text with them).
+MAX_WIDTH = 760    # px: the widest explorer picture (01's three photos take 620)
+NARROW = 460       # px: pictures with small text (03's tick labels) keep to this width
+GREY = "#999999"   # negatives
+TRACK_WIDTH = 190  # px of every slider's track, whatever the length of its label
+READOUT_WIDTH = 64  # px reserved for a slider's value
 
 
 def _png(fig: Figure) -> bytes:
+    """The figure as PNG at its own size (no tight bounding box: that draws it twice)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=fig.dpi)
     return buf.getvalue()
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread inside: an explorer's tensors are tiny, and on a busy
+    2-core machine two spinning OpenMP threads made one augmentation of three 160-px
+    photos 50x slower (0.29 s instead of 0.005 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _label_width(controls: dict[str, ipywidgets.ValueWidget]) -> int:
+    """Pixels for the longest description, so that every track starts at the same x."""
+    return 12 + round(7.5 * max(len(c.description) for c in controls.values()))
 
 
 class Explorer:
     """Named sliders and a picture redrawn by ``render(**slider_values)``.
 
+    The sliders get one label width and one track width, so their tracks line up; the
+    picture keeps its natural size and shrinks only when the output is narrower.
+
     Args:
         render: draws one figure from keyword arguments named like the controls.
         controls: ipywidgets value widgets (sliders), by the keyword they feed.
+        redraw: the artists that ``render`` changes, if it updates one figure in place
+            (returns the same ``Figure`` every time). Then only they are drawn on each
+            update, in this order, over a cached picture of the rest (matplotlib's
+            *blitting*); list every changing artist, and any artist that must stay on
+            top of them. Empty: the whole figure is drawn every time.
 
     Attributes:
         widget: the ``ipywidgets.VBox`` to display: controls above the picture.
@@ -58,13 +110,22 @@ class Explorer:
     """
 
     def __init__(self, render: Callable[..., Figure],
-                 controls: dict[str, ipywidgets.ValueWidget]) -> None:
+                 controls: dict[str, ipywidgets.ValueWidget],
+                 redraw: Sequence[Artist] = ()) -> None:
         self._render = render
+        self._redraw = list(redraw)
+        self._background: Any = None  # the figure without the redraw artists, as pixels
         self.controls = controls
-        self.image = ipywidgets.Image(format="png")
+        label = _label_width(controls)
+        for control in controls.values():
+            control.style.description_width = f"{label}px"
+            control.layout.width = f"{label + TRACK_WIDTH + READOUT_WIDTH}px"
+        self.image = ipywidgets.Image(
+            format="png", layout=ipywidgets.Layout(max_width="100%", height="auto"))
         sliders = ipywidgets.HBox(list(controls.values()),
                                   layout=ipywidgets.Layout(flex_flow="row wrap"))
-        self.widget = ipywidgets.VBox([sliders, self.image])
+        self.widget = ipywidgets.VBox([sliders, self.image],
+                                      layout=ipywidgets.Layout(align_items="flex-start"))
         self.figure: Figure | None = None
         self._holding = False
         for control in controls.values():
@@ -81,7 +142,8 @@ class Explorer:
             **values: new values for some controls, e.g. ``temperature=0.1``.
 
         Returns:
-            The ``Figure`` now shown in :attr:`image`.
+            The ``Figure`` now shown in :attr:`image` (the explorers of this module
+            return the same object every time, redrawn).
 
         Raises:
             ValueError: for an unknown control name or a value outside its slider's range.
@@ -104,8 +166,33 @@ class Explorer:
             self._holding = False
         fig = self._render(**self.values())
         self.figure = fig
-        self.image.value = _png(fig)
+        png = self._blit(fig) if self._redraw else _png(fig)
+        self.image.layout.width = f"{round(fig.get_figwidth() * fig.dpi)}px"  # natural size
+        self.image.value = png
         return fig
+
+    def _blit(self, fig: Figure) -> bytes:
+        """PNG of ``fig``: the cached background, then the ``redraw`` artists over it."""
+        if not isinstance(fig.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+        canvas = fig.canvas
+        if self._background is None:
+            for artist in self._redraw:
+                artist.set_animated(True)  # a full draw skips animated artists
+            try:
+                canvas.draw()
+                self._background = canvas.copy_from_bbox(fig.bbox)
+            finally:
+                for artist in self._redraw:  # so that fig.savefig() still draws everything
+                    artist.set_animated(False)
+        else:
+            canvas.restore_region(self._background)
+        for artist in self._redraw:
+            (artist.axes or fig).draw_artist(artist)
+        rgb = np.asarray(canvas.buffer_rgba())[..., :3]
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="png")
+        return buf.getvalue()
 
     def _on_change(self, change: dict) -> None:
         if not self._holding:
@@ -115,9 +202,49 @@ class Explorer:
 def _slider(description: str, value: float, low: float, high: float, step: float,
             ) -> ipywidgets.FloatSlider:
     return ipywidgets.FloatSlider(value=value, min=low, max=high, step=step,
-                                  description=description, continuous_update=False,
-                                  style={"description_width": "initial"})
+                                  description=description, continuous_update=False)
 
+
+def _bare(ax: Any) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _views_figure(images: np.ndarray, size: int) -> tuple[Figure, list[list[Any]]]:
+    """Columns of (image, view x_i, view x_j), laid out once in pixels.
+
+    ``images`` come at the views' resolution (``size``), and everything is drawn at one
+    integer zoom (``nearest``: each pixel becomes a square of zoom x zoom screen pixels),
+    so nothing looks blurred or unevenly blocky, and the PNG stays small.
+
+    Returns:
+        The figure and its ``AxesImage`` artists by row: ``rows[0]`` the images,
+        ``rows[1]`` and ``rows[2]`` the two views (blank until the first update).
+    """
+    n = len(images)
+    zoom = max(1, min(192, (MAX_WIDTH - 40) // n) // size)
+    cell = zoom * size
+    left, top, gap, pad = 26, 34, 6, 6  # px
+    width = left + n * cell + (n - 1) * gap + pad
+    height = top + 3 * cell + 2 * gap + pad
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    rows: list[list[Any]] = []
+    blank = np.ones((size, size, 3), dtype=np.float32)
+    for r, label in enumerate(("image", "view $x_i$", "view $x_j$")):
+        row = []
+        for c in range(n):
+            x0 = left + c * (cell + gap)
+            y0 = height - top - (r + 1) * cell - r * gap
+            ax = fig.add_axes((x0 / width, y0 / height, cell / width, cell / height))
+            _bare(ax)
+            row.append(ax.imshow(images[c] if r == 0 else blank, interpolation="nearest"))
+        row[0].axes.set_ylabel(label, fontsize=10)
+        rows.append(row)
+    fig.text(left / width, 1 - 8 / height, f"Each image and two augmented views, {size} px"
+             + (f" (shown {zoom}x)" if zoom > 1 else ""), va="top", fontsize=11)
+    return fig, rows
 
 def augmentation_explorer(images: Any, n: int = 4, size: int | None = None, seed: int = 0, *,
                           min_scale: float = 0.08, strength: float = 0.5,
@@ -136,7 +263,9 @@ def augmentation_explorer(images: Any, n: int = 4, size: int | None = None, seed
         images: uint8 images (B, 3, H, W), or a dataset with an ``images`` attribute
             (e.g. :class:`simclr_lib.data.ImageTensorDataset`); the first ``n`` are shown.
         n: number of images (rows of the picture).
-        size: side of the views in pixels; ``None`` keeps the images' height.
+        size: side of the views in pixels; ``None`` keeps the images' height. The images
+            are shown at this resolution too (shorter side), so that the three rows compare
+            like with like, all at one integer zoom.
         seed: initial value of the ``seed`` slider.
         min_scale: initial smallest crop area fraction, in [0.05, 1].
         strength: initial colour-jitter strength, in [0, 1.5].
@@ -164,26 +293,32 @@ def augmentation_explorer(images: Any, n: int = 4, size: int | None = None, seed
                          f"{images.shape[0]} images")
     x = images[:n]
     size = size or x.shape[-2]
+    # the images at the views' resolution: what a view of the whole image would look like
+    shown = x if x.shape[-2:] == (size, size) else TF.resize(x, size, antialias=True)
+    fig, rows = _views_figure(to_numpy_images(shown), size)
 
     def render(min_scale: float, strength: float, grayscale_p: float, blur_p: float,
                seed: int) -> Figure:
         augment = BatchedAugment(size, strength=strength, scale=(min_scale, 1.0),
                                  grayscale_p=grayscale_p, blur=True, blur_p=blur_p)
         g = torch.Generator(device=x.device).manual_seed(int(seed))
-        with torch.no_grad():
+        with torch.no_grad(), _one_thread():
             x_i = augment(x, generator=g)  # (n, 3, size, size)
             x_j = augment(x, generator=g)
-        return show_views(x, x_i, x_j, n=x.shape[0])
+        for row, views in zip(rows[1:], (x_i, x_j), strict=True):
+            for artist, view in zip(row, to_numpy_images(views), strict=True):
+                artist.set_data(view)
+        return fig
 
     controls = {
-        "min_scale": _slider("crop scale (min area)", min_scale, 0.05, 1.0, 0.01),
+        "min_scale": _slider("min crop area", min_scale, 0.05, 1.0, 0.01),
         "strength": _slider("jitter strength s", strength, 0.0, 1.5, 0.05),
         "grayscale_p": _slider("grayscale p", grayscale_p, 0.0, 1.0, 0.05),
         "blur_p": _slider("blur p", blur_p, 0.0, 1.0, 0.05),
         "seed": ipywidgets.IntSlider(value=seed, min=0, max=99, description="seed",
                                      continuous_update=False),
     }
-    return Explorer(render, controls)
+    return Explorer(render, controls, redraw=rows[1] + rows[2])
 
 
 def _toy_embeddings(n: int, dim: int, noise: float, seed: int,
@@ -198,6 +333,96 @@ def _toy_embeddings(n: int, dim: int, noise: float, seed: int,
     z1 = images + noise * torch.randn(n, dim, generator=g)
     z2 = images + noise * torch.randn(n, dim, generator=g)
     return z1, z2
+
+
+def _temperature_figure(n: int, taus: list[float], curve: list[float],
+                        ) -> tuple[Callable[..., Figure], list[Artist]]:
+    """The temperature explorer's figure, built once.
+
+    Three panels stacked in a column narrow enough to stay at natural size in a 900-px
+    window: the anchor's cosine similarities, NT-Xent's softmax over them (sharing the
+    candidate axis, so each bar sits under its similarity), and the batch's loss against
+    tau. Legends sit below their panels, so they never cover a bar.
+
+    Returns:
+        ``draw(temperature, anchor, positive, sims, probs, loss)``, which updates the
+        figure and returns it, and the artists it changes (with those drawn over them),
+        in drawing order, for :class:`Explorer`'s ``redraw``.
+    """
+    cols = list(range(2 * n))
+    uniform, chance = 1 / (2 * n - 1), float(np.log(2 * n - 1))
+    fig = Figure(figsize=(NARROW / DPI, 7.2), dpi=DPI, layout="constrained")
+    ax_sim, ax_p, ax_loss = fig.subplots(3, 1, height_ratios=(1, 1, 1.1))
+    ax_p.sharex(ax_sim)
+
+    sim_bars = ax_sim.bar(cols, [0.0] * len(cols), color=GREY)
+    ax_sim.set_ylim(-1.05, 1.05)
+    zero = ax_sim.axhline(0, color="black", lw=0.5)
+    ax_sim.set_ylabel("cosine similarity")
+    ax_sim.tick_params(axis="x", labelbottom=False)
+    p_bars = ax_p.bar(cols, [0.0] * len(cols), color=GREY)
+    ax_p.set_ylim(0, 1.02)
+    uniform_line = ax_p.axhline(uniform, color=PALETTE[0], ls=":", lw=1.2)
+    ax_p.set_ylabel("probability")
+    ax_p.set_xlabel("candidate k")
+    ax_p.set_xticks(cols)
+    ax_p.tick_params(axis="x", labelsize=8)
+    marks = []
+    for ax in (ax_sim, ax_p):
+        span = Rectangle((-0.4, 0), 0.8, 1, transform=ax.get_xaxis_transform(), color=BAD,
+                         alpha=0.15, lw=0)
+        ax.add_patch(span)
+        text = ax.text(0, 0.98, "self", ha="center", va="top", fontsize=8, color=BAD,
+                       transform=ax.get_xaxis_transform())
+        marks.append((span, text))
+
+    ax_loss.semilogx(taus, curve, color=PALETTE[0])
+    ax_loss.axhline(chance, color="gray", ls="--", lw=1)
+    tau_line = ax_loss.axvline(taus[0], color=PALETTE[1], lw=1.5)
+    ax_loss.set_xlabel("temperature τ")
+    ax_loss.set_ylabel("NT-Xent")
+
+    ax_p.legend(handles=[
+        Patch(color=GOOD, label="positive (other view)"), Patch(color=GREY, label="negatives"),
+        Patch(color=BAD, alpha=0.15, label="the anchor itself (masked)"),
+        Line2D([], [], color=PALETTE[0], ls=":", label=f"uniform 1/(2N-1) = {uniform:.3f}"),
+    ], loc="upper center", bbox_to_anchor=(0.5, -0.32), ncols=2, fontsize=9, frameon=False)
+    ax_loss.legend(handles=[
+        Line2D([], [], color="gray", ls="--", label=f"ln(2N-1) = {chance:.3f}"),
+        Line2D([], [], color=PALETTE[1], label="current τ"),
+    ], loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, fontsize=9, frameon=False)
+    titles = {"fontsize": 10}
+    fixed = False
+
+    def draw(temperature: float, anchor: int, positive: int, sims: list[float],
+             probs: list[float], loss: float) -> Figure:
+        nonlocal fixed
+        for k, (s_bar, p_bar) in enumerate(zip(sim_bars, p_bars, strict=True)):
+            colour = GOOD if k == positive else GREY
+            s_bar.set_height(sims[k])
+            s_bar.set_facecolor(colour)
+            p_bar.set_height(probs[k])
+            p_bar.set_facecolor(colour)
+        for span, text in marks:
+            span.set_x(anchor - 0.4)
+            text.set_x(anchor)
+        ax_sim.set_title(f"cosine similarity of anchor {anchor} to each candidate k",
+                         **titles)
+        ax_p.set_title(f"softmax(sim / τ) at τ = {temperature:.3g}:  p(positive) = "
+                       f"{probs[positive]:.2f}", **titles)
+        ax_loss.set_title(f"NT-Xent of the batch (N = {n} pairs): {loss:.3f} at τ = "
+                          f"{temperature:.3g}", **titles)
+        tau_line.set_xdata([temperature, temperature])
+        if not fixed:  # lay out once, then keep it: constrained layout is most of a draw
+            fig.draw_without_rendering()
+            fig.set_layout_engine("none")
+            fixed = True
+        return fig
+
+    (sim_span, sim_text), (p_span, p_text) = marks
+    redraw = [*sim_bars, sim_span, zero, sim_text, ax_sim.title,
+              *p_bars, p_span, uniform_line, p_text, ax_p.title, tau_line, ax_loss.title]
+    return draw, redraw
 
 
 def temperature_explorer(z1: torch.Tensor | None = None, z2: torch.Tensor | None = None, *,
@@ -246,53 +471,19 @@ def temperature_explorer(z1: torch.Tensor | None = None, z2: torch.Tensor | None
     z1, z2 = z1.detach().float().cpu(), z2.detach().float().cpu()
     n = z1.shape[0]
     taus = torch.logspace(-2, 1, 61)
-    with torch.no_grad():
+    with torch.no_grad(), _one_thread():
         curve = torch.stack([nt_xent(z1, z2, float(t)) for t in taus])  # (61,)
         cosine, labels = similarity_logits(z1, z2, temperature=1.0)  # (2N, 2N), (2N,)
+    draw, redraw = _temperature_figure(n, taus.tolist(), curve.tolist())
 
     def render(temperature: float, anchor: int) -> Figure:
-        sims = cosine[anchor]  # (2N,), -inf at the anchor itself
-        probs = F.softmax(sims / temperature, dim=0)  # (2N,), 0 at the anchor itself
-        positive = int(labels[anchor])
-        colours = [GOOD if k == positive else "#999999" for k in range(2 * n)]
-        cols = range(2 * n)
-        fig = Figure(figsize=(13, 3.6), layout="constrained")
-        ax_sim, ax_p, ax_loss = fig.subplots(1, 3)
-
-        shown = torch.where(torch.isinf(sims), torch.zeros_like(sims), sims)
-        ax_sim.bar(cols, shown.tolist(), color=colours)
-        ax_sim.set_ylim(-1.05, 1.05)
-        ax_sim.set_ylabel("sim(z_anchor, z_k)")
-        ax_p.set_ylabel("probability")
-        ax_sim.axhline(0, color="black", lw=0.5)
-        ax_sim.set_title(f"cosine similarity of anchor {anchor}")
-
-        ax_p.bar(cols, probs.tolist(), color=colours)
-        ax_p.set_ylim(0, 1.02)
-        ax_p.axhline(1 / (2 * n - 1), color=PALETTE[0], ls=":", lw=1,
-                     label=f"uniform 1/(2N-1) = {1 / (2 * n - 1):.3f}")
-        ax_p.set_title(f"softmax(sim / τ), τ = {temperature:.3g}:  p(positive) = "
-                       f"{float(probs[positive]):.2f}")
-        ax_p.legend(loc="upper right", fontsize=8)
-        for ax in (ax_sim, ax_p):
-            ax.set_xlabel("candidate column k")
-            ax.set_xticks(list(cols))
-            ax.tick_params(axis="x", labelsize=7)
-            ax.axvspan(anchor - 0.4, anchor + 0.4, color=BAD, alpha=0.15, lw=0)
-            ax.text(anchor, 0.97, "self\n(masked)", ha="center", va="top", fontsize=7,
-                    transform=ax.get_xaxis_transform(), color=BAD)
-
-        loss = float(nt_xent(z1, z2, temperature))
-        ax_loss.semilogx(taus.tolist(), curve.tolist(), color=PALETTE[0])
-        ax_loss.axvline(temperature, color=PALETTE[1], lw=1.5,
-                        label=f"τ = {temperature:.3g}: loss {loss:.3f}")
-        ax_loss.axhline(float(torch.log(torch.tensor(2.0 * n - 1))), color="gray", ls="--",
-                        lw=1, label=f"ln(2N-1) = {torch.log(torch.tensor(2.0 * n - 1)):.3f}")
-        ax_loss.set_xlabel("temperature τ")
-        ax_loss.set_ylabel("NT-Xent of the batch")
-        ax_loss.set_title(f"NT-Xent against τ (N = {n} pairs)")
-        ax_loss.legend(loc="lower right", fontsize=8)
-        return fig
+        with torch.no_grad(), _one_thread():
+            sims = cosine[anchor]  # (2N,), -inf at the anchor itself
+            probs = F.softmax(sims / temperature, dim=0)  # (2N,), 0 at the anchor itself
+            shown = torch.where(torch.isinf(sims), torch.zeros_like(sims), sims)
+            loss = float(nt_xent(z1, z2, temperature))
+        return draw(temperature, anchor, int(labels[anchor]), shown.tolist(),
+                    probs.tolist(), loss)
 
     controls = {
         "temperature": ipywidgets.FloatLogSlider(
@@ -301,4 +492,4 @@ def temperature_explorer(z1: torch.Tensor | None = None, z2: torch.Tensor | None
         "anchor": ipywidgets.IntSlider(value=anchor, min=0, max=2 * n - 1,
                                        description="anchor", continuous_update=False),
     }
-    return Explorer(render, controls)
+    return Explorer(render, controls, redraw=redraw)

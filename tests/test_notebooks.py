@@ -6,6 +6,7 @@ the repository URL of pyproject.toml in every badge and set-up cell, the skeleto
 enough prose, and exactly one cell that reads the profile.
 """
 
+import importlib.util
 import json
 import re
 import sys
@@ -38,6 +39,10 @@ MIN_MARKDOWN_WORDS = 600
 CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # nbformat 4.5
 COLAB_URL = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"']+")
 REPO_ASSIGNMENT = re.compile(r"^REPO_URL\s*=\s*[\"']([^\"']*)[\"']", re.M)
+# tools/colab_check.py reads the set-up cell's Colab block; `make colab-check` runs it.
+_spec = importlib.util.spec_from_file_location("colab_check", ROOT / "tools" / "colab_check.py")
+colab_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(colab_check)
 
 
 # ------------------------------------------------------------------ checkers (pure functions)
@@ -203,6 +208,18 @@ def test_links_to_other_notebooks_resolve(notebook):
             assert (NOTEBOOK_DIR / target).exists(), f"{path.name} links to missing {target}"
 
 
+def test_every_notebook_has_the_same_colab_install_block():
+    """One install procedure (tested by tests/test_colab.py and `make colab-check`) for all,
+    including notebooks written later: their set-up cell must carry the same block."""
+    blocks = {path.name: colab_check.colab_block(load(path)) for path in NOTEBOOKS}
+    reference = blocks[NOTEBOOKS[0].name]
+    assert "--no-deps" in reference and "install_missing(" in reference
+    for name, block in blocks.items():
+        assert block == reference, (
+            f"{name}: its set-up cell's `if \"google.colab\" in sys.modules:` block differs "
+            f"from {NOTEBOOKS[0].name}'s; copy that block unchanged")
+
+
 def test_course_map_lists_every_notebook():
     course_map = (NOTEBOOK_DIR / "README.md").read_text()
     for path in NOTEBOOKS:
@@ -253,6 +270,18 @@ def test_url_checker_catches_a_wrong_badge_and_a_second_url():
     twice = _notebook(_cell("markdown", badge), _cell("code", setup),
                       _cell("code", 'REPO_URL = "https://github.com/someone/fork"'))
     assert "REPO_URL must be assigned exactly once, found 2" in url_problems(twice, "01_x.ipynb")
+
+
+def test_colab_block_reader_finds_one_block_in_the_first_code_cell():
+    block = 'if "google.colab" in sys.modules:\n    install()'
+    nb = _notebook(_cell("markdown", "# T"), _cell("code", f"import sys\n{block}\nx = 1"),
+                   _cell("code", "y = 2"))
+    assert colab_check.colab_block(nb) == block
+    changed = _notebook(_cell("code", block.replace("install()", "install(upgrade=True)")))
+    assert colab_check.colab_block(changed) != block
+    for bad in ("x = 1", f"{block}\n{block}"):
+        with pytest.raises(ValueError, match="one `if"):
+            colab_check.colab_block(_notebook(_cell("code", bad)))
 
 
 def test_heading_checker_catches_missing_and_misordered_headings():

@@ -20,22 +20,30 @@ def _environment_pip_section():
     start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
     entries = []
     for line in lines[start + 1:]:
-        m = re.match(r"\s+- (.+)", line)
+        m = re.match(r"\s+- ([^#]+)", line)
         if not m or not line.startswith("      "):
             break
         entries.append(m.group(1).strip())
     return entries
 
 
+EXTRAS = PYPROJECT["project"]["optional-dependencies"]
+
+
 def test_environment_yml_lists_exactly_the_pyproject_dependencies():
-    deps = PYPROJECT["project"]["dependencies"] + \
-        PYPROJECT["project"]["optional-dependencies"]["dev"]
+    # environment.yml installs what `make install` does: the library, lab and dev extras.
+    deps = PYPROJECT["project"]["dependencies"] + EXTRAS["lab"] + EXTRAS["dev"]
     pip = _environment_pip_section()
-    assert "-e .[dev]" in pip, "environment.yml must install the project itself"
+    assert "-e .[dev,lab]" in pip, "environment.yml must install the project with dev, lab"
     listed = [e for e in pip if not e.startswith("-e")]
     assert sorted(listed) == sorted(deps), (
         "environment.yml's pip list and pyproject.toml disagree; update both together")
     assert _requirement_names(listed) == _requirement_names(deps)
+
+
+def test_make_install_installs_the_dev_and_lab_extras():
+    makefile = (ROOT / "Makefile").read_text()
+    assert '-e ".[dev,lab]"' in makefile
 
 
 def test_environment_yml_pins_python_311():
@@ -43,13 +51,20 @@ def test_environment_yml_pins_python_311():
 
 
 def test_dependencies_are_the_few_we_chose():
+    # Runtime: only what simclr_lib imports, so that installing it on Colab adds nothing.
     runtime = _requirement_names(PYPROJECT["project"]["dependencies"])
     assert runtime == {"torch", "torchvision", "matplotlib", "scikit-learn", "ipywidgets",
-                       "jupyterlab", "tqdm"}
-    assert _requirement_names(PYPROJECT["project"]["optional-dependencies"]["dev"]) == {
-        "pytest", "nbmake", "ruff"}
+                       "tqdm"}
+    assert _requirement_names(EXTRAS["lab"]) == {"jupyterlab", "ipywidgets"}
+    assert _requirement_names(EXTRAS["dev"]) == {"pytest", "nbmake", "ruff"}
+    assert _requirement_names(EXTRAS["browser"]) == {"playwright"}
     # Ranges, never exact pins (the local pip configuration resolves them).
     assert not any("==" in r for r in PYPROJECT["project"]["dependencies"])
+
+
+def test_ipywidgets_range_includes_the_7x_line_colab_ships():
+    spec = next(r for r in PYPROJECT["project"]["dependencies"] if r.startswith("ipywidgets"))
+    assert spec == "ipywidgets>=7.6"
 
 
 def test_readme_starts_with_the_two_commands_and_names_the_repository():
@@ -59,10 +74,11 @@ def test_readme_starts_with_the_two_commands_and_names_the_repository():
     assert PYPROJECT["project"]["urls"]["Repository"] in readme
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command_and_the_two_checks():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "set -euo pipefail" in ci
     assert "CI=true" in ci
+    assert "make colab-check" in ci and "make browser-check" in ci
 
 
 def test_readme_python_example_runs(capsys):

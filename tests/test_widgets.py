@@ -1,12 +1,22 @@
 """The notebook explorers draw figures, and their sliders change what is drawn."""
 
+import io
+
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from PIL import Image
 
 from simclr_lib.shapes import make_shapes
-from simclr_lib.widgets import Explorer, augmentation_explorer, temperature_explorer
+from simclr_lib.widgets import (
+    MAX_WIDTH,
+    NARROW,
+    Explorer,
+    _png,
+    augmentation_explorer,
+    temperature_explorer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +136,90 @@ def test_update_rejects_unknown_controls_and_out_of_range_values():
         temperature_explorer(torch.randn(3, 4))
 
 
-def test_moving_a_slider_redraws():
+def test_moving_a_slider_redraws_the_same_figure():
     ex = temperature_explorer(n=3)
     first = ex.update()
+    png, before = bytes(ex.image.value), _probabilities(first)
     ex.controls["temperature"].value = 0.02  # what dragging the slider does
-    assert ex.figure is not first
     assert ex.values()["temperature"] == pytest.approx(0.02)
+    assert ex.figure is first  # updated in place, not rebuilt
+    assert bytes(ex.image.value) != png
+    assert not np.allclose(_probabilities(ex.figure), before)
+
+
+@pytest.mark.parametrize("which", ["augmentation", "temperature"])
+def test_redraws_update_artists_instead_of_adding_them(images, which):
+    ex = (augmentation_explorer(images, n=3) if which == "augmentation"
+          else temperature_explorer(n=4))
+    fig = ex.update()
+
+    def count():
+        return [len(ax.get_children()) for ax in fig.axes] + [len(fig.get_children())]
+
+    before = count()
+    name = "seed" if which == "augmentation" else "anchor"
+    for value in (1, 2, 3):
+        ex.controls[name].value = value
+    assert ex.figure is fig and count() == before
+
+
+@pytest.mark.parametrize("which", ["augmentation", "temperature"])
+def test_layout_natural_size_and_aligned_sliders(which):
+    # As the notebooks call them: 01 shows three 160-px photos as 96-px views, 03 N = 8.
+    if which == "augmentation":
+        photos = torch.randint(0, 256, (3, 3, 160, 160), dtype=torch.uint8)
+        ex = augmentation_explorer(photos, n=3, size=96)
+    else:
+        ex = temperature_explorer(n=8)
+    fig = ex.update()
+    width, height = fig.get_size_inches() * fig.dpi
+    png_width, png_height = _png_size(bytes(ex.image.value))
+    assert (png_width, png_height) == (round(width), round(height))
+    assert png_width <= (MAX_WIDTH if which == "augmentation" else NARROW)
+    assert png_height <= 740  # with the sliders, fits a 1000-px-high window
+    assert ex.image.layout.width == f"{png_width}px"  # natural size, not the output's width
+    assert ex.image.layout.max_width == "100%" and ex.image.layout.height == "auto"
+    labels = {c.style.description_width for c in ex.controls.values()}
+    widths = {c.layout.width for c in ex.controls.values()}
+    assert len(labels) == 1 and len(widths) == 1, (labels, widths)
+    longest = max(len(c.description) for c in ex.controls.values())
+    assert int(labels.pop().removesuffix("px")) >= 7 * longest
+
+
+def test_views_are_drawn_at_an_integer_zoom():
+    photos = torch.randint(0, 256, (3, 3, 160, 160), dtype=torch.uint8)
+    fig = augmentation_explorer(photos, n=3, size=96).update()
+    for ax in fig.axes:
+        box = ax.get_window_extent()
+        assert box.width == pytest.approx(192, abs=0.5) and box.height == pytest.approx(192,
+                                                                                   abs=0.5)
+        assert _pixels(ax).shape[:2] == (96, 96)  # the images too, at the views' resolution
+
+
+@pytest.mark.parametrize("which", ["augmentation", "temperature"])
+def test_blitted_picture_equals_a_full_draw(images, which):
+    """Redrawing only the changing artists gives the picture a full redraw gives."""
+    if which == "augmentation":
+        ex = augmentation_explorer(images, n=3)
+        changes = [{"seed": 5}, {"grayscale_p": 1.0}, {"min_scale": 0.9, "seed": 7}]
+    else:
+        ex = temperature_explorer(n=6)
+        changes = [{"temperature": 0.03}, {"anchor": 9}, {"temperature": 4.0, "anchor": 2}]
+    ex.update()
+    for change in changes:
+        fig = ex.update(**change)
+        blitted, full = _rgb(bytes(ex.image.value)), _rgb(_png(fig))
+        assert blitted.shape == full.shape
+        differ = np.abs(blitted.astype(int) - full.astype(int)).max(axis=-1) > 8
+        # only where a redrawn line crosses an axis spine may the two orders of drawing differ
+        assert differ.mean() < 1e-3, f"{which} {change}: {differ.sum()} pixels differ"
+
+
+def _rgb(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    assert png.startswith(b"\x89PNG")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
