@@ -68,7 +68,8 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TrainingInterrupted(RuntimeError):
-    """SIGINT/SIGTERM stopped the run after saving a checkpoint; ``fit(resume=...)`` goes on."""
+    """SIGINT/SIGTERM (or ``stop_after_steps``) stopped the run after saving a checkpoint;
+    ``fit(resume=...)`` goes on."""
 
 
 @dataclasses.dataclass
@@ -135,6 +136,8 @@ class _Run:
     start_epoch: int = 0
     start_step: int = 0
     loss_carry: float = 0.0  # sum of the losses of the steps before start_step
+    stop_after: int | None = None  # fit's stop_after_steps: stop after this many steps...
+    steps_done: int = 0  # ...of this call to fit, counted here
 
     def log(self, *args, **kwargs) -> None:
         if self.info.is_main:
@@ -265,10 +268,10 @@ def _step(run: _Run, x_i: torch.Tensor, x_j: torch.Tensor) -> torch.Tensor:
 def _stop_requested(run: _Run, flag: dict, step: int) -> bool:
     """Whether to stop after ``step``, agreed by every rank (so none waits for the others)."""
     if not run.info.enabled:
-        return flag["signum"] is not None
+        return flag["why"] is not None
     if (step + 1) % STOP_CHECK_EVERY_DDP and step + 1 != run.steps:
         return False  # the same steps on every rank, so the collective always pairs up
-    seen = torch.tensor(float(flag["signum"] is not None),
+    seen = torch.tensor(float(flag["why"] is not None),
                         device=run.device if run.device.type == "cuda" else "cpu")
     return bool(all_reduce_max(seen, run.info).item())
 
@@ -284,6 +287,9 @@ def _run_epoch(run: _Run, epoch: int, first: int, flag: dict) -> tuple[float, in
         loss = _step(run, x_i, x_j)
         loss_sum += loss
         done += 1
+        run.steps_done += 1
+        if run.stop_after is not None and run.steps_done >= run.stop_after and not flag["why"]:
+            flag["why"] = f"stop_after_steps={run.stop_after}"  # as if SIGINT arrived now
         if run.device.type == "cpu" or step % 25 == 0 or step == run.steps - 1:
             value = loss.item()
             if not math.isfinite(value):
@@ -299,7 +305,7 @@ def _run_epoch(run: _Run, epoch: int, first: int, flag: dict) -> tuple[float, in
             _save(run, "last.pt", epoch, step + 1, carry)
             barrier(run.info)
             raise TrainingInterrupted(
-                f"stopped by signal {flag['signum'] or 'on another rank'} at epoch "
+                f"stopped by {flag['why'] or 'a signal on another rank'} at epoch "
                 f"{epoch + 1}, step {step + 1}; checkpoint saved. Continue with: "
                 f"python -m simclr_lib train --resume {run.out}")
         if cfg.max_steps is not None and epoch * run.steps + step + 1 >= cfg.max_steps:
@@ -353,14 +359,17 @@ def _end_epoch(run: _Run, epoch: int, loss: float, done: int, elapsed: float) ->
 
 @contextmanager
 def _stop_on_signals():
-    """Turn SIGINT/SIGTERM into a flag the loop checks after each step."""
-    flag: dict = {"signum": None}
+    """Turn SIGINT/SIGTERM into a flag the loop checks after each step.
+
+    ``flag["why"]`` is ``None`` until a stop is asked for, then says why ("signal 2").
+    """
+    flag: dict = {"why": None}
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
     def handler(signum, _frame):
-        flag["signum"] = signum
+        flag["why"] = f"signal {signum}"
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -370,8 +379,8 @@ def _stop_on_signals():
             signal.signal(s, h)
 
 
-def fit(cfg: TrainConfig, *, resume: str | Path | None = None,
-        overwrite: bool = False) -> FitResult:
+def fit(cfg: TrainConfig, *, resume: str | Path | None = None, overwrite: bool = False,
+        stop_after_steps: int | None = None) -> FitResult:
     """Pre-train SimCLR as ``cfg`` says and write the run to ``cfg.out``.
 
     Args:
@@ -379,6 +388,12 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None,
         resume: a run directory (or checkpoint) to continue exactly where it stopped; its
             own config is used and ``cfg`` is ignored.
         overwrite: allow starting a new run in a directory that already holds one.
+        stop_after_steps: stop after this many optimisation steps of this call, exactly as
+            SIGINT would stop it there (checkpoint, then ``TrainingInterrupted``): a
+            deterministic stand-in for Ctrl-C or Jupyter's stop button, which send SIGINT.
+            Not part of the config, so a resumed run does not inherit it. Under DDP the
+            stop lands on the next step where the ranks agree on stopping (every 10 steps).
+            A run that ends before that step simply ends.
 
     Returns:
         A :class:`FitResult` with the trained model, the per-epoch history and the run dir.
@@ -387,19 +402,27 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None,
         ValueError: invalid settings (with the fix in the message).
         CheckpointError: ``resume`` names no readable checkpoint.
         NonFiniteLossError: the loss diverged; ``last.pt`` still holds the last good epoch.
-        TrainingInterrupted: SIGINT/SIGTERM; a checkpoint was saved first.
+        TrainingInterrupted: SIGINT/SIGTERM or ``stop_after_steps``; a checkpoint was
+            saved first.
+
+    Example:
+        >>> fit(cfg, stop_after_steps=10)  # doctest: +SKIP  (TrainingInterrupted)
+        >>> fit(None, resume=cfg.out)      # doctest: +SKIP  (the rest of the run)
     """
     ckpt = None
     if resume is not None:
         ckpt = load_checkpoint(resume)
         cfg = dataclasses.replace(config_from_dict(ckpt["config"]), out=str(run_dir_of(resume)))
     cfg.validate()
+    if stop_after_steps is not None and stop_after_steps < 1:
+        raise ValueError(f"stop_after_steps must be >= 1 or None, got {stop_after_steps}")
     device = resolve_device(cfg.device)
     info = init_distributed(device.type)
     try:
         run = _set_up(cfg, device, info, ckpt is not None, overwrite)
         if ckpt is not None:
             _restore(run, ckpt)
+        run.stop_after = stop_after_steps
         if info.is_main:
             run.out.mkdir(parents=True, exist_ok=True)
             (run.out / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2)
@@ -414,7 +437,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None,
                     break
                 if _stop_requested(run, flag, run.steps - 1) and epoch + 1 < cfg.epochs:
                     raise TrainingInterrupted(
-                        f"stopped by signal {flag['signum'] or 'on another rank'} after "
+                        f"stopped by {flag['why'] or 'a signal on another rank'} after "
                         f"epoch {epoch + 1}; checkpoint saved. Continue with: "
                         f"python -m simclr_lib train --resume {run.out}")
         run.log(f"wrote config.json, history.jsonl, last.pt and best.pt to {run.out}")

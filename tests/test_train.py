@@ -232,6 +232,38 @@ def test_sigint_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path, mon
     assert [r["lr"] for r in resumed] == pytest.approx([r["lr"] for r in whole], rel=1e-9)
 
 
+def test_stop_after_steps_stops_as_sigint_would_and_counts_per_call(tmp_path, monkeypatch):
+    whole = fit(_ci(tmp_path / "whole")).history
+    steps = 512 // 64
+    cut = tmp_path / "cut"
+    # The last step of epoch 1: the epoch is closed first, as with SIGINT there.
+    with pytest.raises(TrainingInterrupted, match=r"stop_after_steps=8 after epoch 1;"):
+        fit(_ci(cut), stop_after_steps=steps)
+    assert _checkpoint_position(cut) == (1, 0)
+    assert len(_history(cut)) == 1
+    # Counted from the start of each call, not of the run: 2 more steps, mid-epoch 2.
+    with pytest.raises(TrainingInterrupted, match=r"stop_after_steps=2 at epoch 2, step 2;"):
+        fit(None, resume=cut, stop_after_steps=2)
+    assert _checkpoint_position(cut) == (1, 2)
+    calls = _count_steps(monkeypatch)
+    resumed = fit(None, resume=cut, stop_after_steps=100).history  # ends before step 100
+    assert calls["n"] == 3 * steps - (steps + 2)
+    torch.testing.assert_close(torch.tensor([r["loss"] for r in resumed], dtype=torch.float64),
+                               torch.tensor([r["loss"] for r in whole], dtype=torch.float64),
+                               rtol=1e-6, atol=0)
+
+
+def _checkpoint_position(out):
+    ckpt = load_checkpoint(out / "last.pt")
+    return ckpt["epoch"], ckpt["step_in_epoch"]
+
+
+def test_stop_after_steps_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="stop_after_steps must be >= 1 or None, got 0"):
+        fit(_ci(tmp_path), stop_after_steps=0)
+    assert not (tmp_path / "last.pt").exists()
+
+
 def test_streaming_results_do_not_depend_on_the_number_of_workers(tmp_path):
     runs = [fit(_ci(tmp_path / str(w), epochs=1, in_memory=False, num_workers=w)).history
             for w in (0, 2)]
