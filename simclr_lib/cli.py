@@ -13,6 +13,7 @@ import dataclasses
 import sys
 
 from .config import OPTIMIZERS, PRECISIONS, PROFILE_NAMES, get_profile
+from .data import resolve_dataset
 from .models import ENCODERS
 
 DATASET_CHOICES = ("shapes", "cifar10", "cifar100", "stl10", "folder")
@@ -31,8 +32,9 @@ def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
 _TRAIN_FLAGS = [
     ("dataset", dict(choices=DATASET_CHOICES), "dataset to pre-train on; shapes is built in "
      "(no download), folder is your own images in --data-dir"),
-    ("data_dir", dict(metavar="DIR"), "download cache, or your image folder for "
-     "--dataset folder (DIR/train/<class>/*.jpg or a flat folder of images)"),
+    ("data_dir", dict(metavar="DIR"), "your image folder (DIR/train/<class>/*.jpg, "
+     "DIR/<class>/*.jpg or a flat folder of images: selects --dataset folder), or the "
+     "download cache of cifar10/cifar100/stl10"),
     ("split", dict(), "split to pre-train on (stl10: unlabeled, train, train+unlabeled)"),
     ("image_size", dict(type=int, metavar="N"), "resize images to N x N (default: native)"),
     ("train_size", dict(type=int, metavar="N"), "use only N training images"),
@@ -91,7 +93,8 @@ def _eval_parser(sub) -> None:
                        "metrics.json beside it.")
     _flag(p, "checkpoint", required=True, metavar="PATH", help="RUN/last.pt or RUN/best.pt")
     _flag(p, "dataset", choices=DATASET_CHOICES, help="default: the checkpoint's")
-    _flag(p, "data_dir", metavar="DIR", help="default: the checkpoint's")
+    _flag(p, "data_dir", metavar="DIR", help="default: the checkpoint's; a folder of images "
+          "selects --dataset folder")
     _flag(p, "image_size", type=int, metavar="N", help="default: the checkpoint's")
     _flag(p, "device", default="auto", metavar="auto|cpu|cuda", help="where to evaluate")
     _flag(p, "baselines", action="store_true",
@@ -100,6 +103,9 @@ def _eval_parser(sub) -> None:
           help="probe accuracy with 1, 10, 100, all labels per class")
     _flag(p, "tsne", action="store_true", help="write tsne.png (h and z)")
     _flag(p, "profile", choices=PROFILE_NAMES, help="evaluation sizes (default: as train)")
+    _flag(p, "out", metavar="FILE", help="metrics file (default: metrics.json beside the "
+          "checkpoint); figures are written beside it")
+    _flag(p, "overwrite", action="store_true", help="replace an earlier metrics file")
     _flag(p, "no_progress", action="store_true", help="no progress bar")
 
 
@@ -133,6 +139,14 @@ def config_from_args(args: argparse.Namespace):
     cfg = get_profile(args.profile).train
     changes = {name: getattr(args, name) for name, _, _ in _TRAIN_FLAGS
                if getattr(args, name) is not None}
+    dataset, note = resolve_dataset(args.dataset, args.data_dir, cfg.dataset)
+    if note:
+        print(note, file=sys.stderr)
+    if dataset == "folder" and args.data_dir is None:
+        raise ValueError("--dataset folder reads your images from --data-dir DIR; pass it "
+                         "(DIR/train/<class>/*.jpg, DIR/<class>/*.jpg or DIR/*.jpg)")
+    if dataset != cfg.dataset:
+        changes["dataset"] = dataset
     if args.compile:
         changes["compile"] = True
     if args.sync_bn is not None:
@@ -172,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         from .bench import run_bench
 
         return run_bench(args)
-    except (ValueError, FileNotFoundError, CheckpointError, DatasetDownloadError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError,
+            DatasetDownloadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except NonFiniteLossError as e:
