@@ -1,4 +1,4 @@
-"""Command line: ``python -m simclr_lib train | eval | bench``.
+"""Command line: ``python -m simclr_lib train | eval | embed | bench``.
 
 Every multi-word flag has two spellings, ``--batch-size`` and ``--batch_size`` (the seed
 project documented one and implemented the other). Settings start from a profile
@@ -109,6 +109,32 @@ def _eval_parser(sub) -> None:
     _flag(p, "no_progress", action="store_true", help="no progress bar")
 
 
+def _embed_parser(sub) -> None:
+    p = sub.add_parser(
+        "embed", help="features h of every image in a folder -> .csv or .npz",
+        description="Compute h = f(x) with a trained encoder for every readable image in "
+        "a folder (decoded and resized exactly as in evaluation) and write one row per "
+        "image: its path relative to --data-dir, its class where the layout has one, and "
+        "h. Unreadable files are skipped and named. Read .csv with the csv module, .npz "
+        "with numpy.load, either with simclr_lib.embed.load_embeddings. Example: python -m "
+        "simclr_lib embed --checkpoint runs/mine --data-dir my_images --out embeddings.csv")
+    _flag(p, "checkpoint", required=True, metavar="PATH",
+          help="RUN (its last.pt), RUN/last.pt or RUN/best.pt")
+    _flag(p, "data_dir", required=True, metavar="DIR",
+          help="image folder: flat, DIR/<class>/*, or DIR/{train,val,test}/<class>/*")
+    _flag(p, "out", required=True, metavar="FILE", help="embeddings.csv or embeddings.npz")
+    _flag(p, "split", choices=("train", "val", "test"),
+          help="only this split of a train/ val/ test/ folder (default: all images)")
+    _flag(p, "image_size", type=int, metavar="N",
+          help="default: the size the encoder was trained at")
+    _flag(p, "batch_size", type=int, default=256, metavar="N", help="images per forward pass")
+    _flag(p, "num_workers", type=int, default=0, metavar="N",
+          help="processes decoding files (0: the main one)")
+    _flag(p, "device", default="auto", metavar="auto|cpu|cuda", help="where to run f")
+    _flag(p, "overwrite", action="store_true", help="replace an existing --out file")
+    _flag(p, "no_progress", action="store_true", help="no progress bar")
+
+
 def _bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="training throughput: fast path vs forward+backward",
                        description="Images/s of the fast training path against raw "
@@ -126,10 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m simclr_lib`` parser with its ``train``, ``eval``, ``bench`` commands."""
     parser = argparse.ArgumentParser(
         prog="python -m simclr_lib",
-        description="SimCLR: pre-train, evaluate and benchmark (simclr-course).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,bench}")
+        description="SimCLR: pre-train, evaluate, embed your images and benchmark "
+        "(simclr-course).")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{train,eval,embed,bench}")
     _train_parser(sub)
     _eval_parser(sub)
+    _embed_parser(sub)
     _bench_parser(sub)
     return parser
 
@@ -183,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             from .report import run_eval
 
             return run_eval(args)
+        if args.command == "embed":
+            from .embed import run_embed
+
+            return run_embed(args)
         from .bench import run_bench
 
         return run_bench(args)
