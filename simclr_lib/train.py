@@ -64,7 +64,7 @@ from .distributed import (
 )
 from .evaluate import capped_knn_k, extract_features, knn_accuracy
 from .loss import nt_xent
-from .memory import check_fits
+from .memory import BACKWARD_FACTOR, check_fits, image_bytes, saved_bytes_per_image
 from .models import SimCLR, build_model
 from .optim import build_optimizer, warmup_cosine
 
@@ -183,22 +183,37 @@ def _labelled(ds: ImageTensorDataset) -> ImageTensorDataset:
     return ds if bool(keep.all()) else ds.subset(keep.nonzero().flatten())
 
 
-def _check_memory(cfg: TrainConfig, device: torch.device) -> None:
-    """Stop before loading when the training images will not fit in RAM or on the GPU.
+def _check_memory(cfg: TrainConfig, device: torch.device, info: DistInfo) -> None:
+    """Stop before loading when the training images, or one step's activations, will not
+    fit in RAM or on the GPU (estimates; see :mod:`simclr_lib.memory`).
 
-    Under torchrun every process of a machine holds its own copy in RAM.
+    Under torchrun every process of a machine holds its own copy of the images in RAM.
     """
-    if not cfg.in_memory:
-        return
-    nbytes = dataset_nbytes(cfg.dataset, cfg.split, cfg.data_dir, image_size=cfg.image_size,
-                            size=cfg.train_size)
     s = image_size_of(cfg)
-    what = f"the {nbytes // (3 * s * s)} training images at 3x{s}x{s}"
-    copies = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # set by torchrun
-    check_fits(nbytes * copies, "cpu", what + (f", once per process ({copies})"
-                                               if copies > 1 else ""))
-    if device.type == "cuda":  # the fast path keeps a second copy on the GPU
-        check_fits(nbytes, device, what)
+    copies = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes per machine (torchrun)
+    n = dataset_nbytes(cfg.dataset, cfg.split, cfg.data_dir, image_size=cfg.image_size,
+                       size=cfg.train_size) // (3 * s * s)
+    data = image_bytes(n, s) if cfg.in_memory else 0
+    data_what = f"the {n} training images at 3x{s}x{s}" + (
+        f", once per process ({copies})" if copies > 1 else "")
+    if data:
+        check_fits(data * copies, "cpu", data_what)
+    with torch.random.fork_rng(devices=[]):  # the run's own model is built from the seed
+        per_view = saved_bytes_per_image(build_model(cfg), s)
+    if cfg.precision in ("bf16", "fp16") or (cfg.precision == "auto" and device.type == "cuda"):
+        per_view //= 2  # 16-bit activations under autocast
+    views = 2 * min(cfg.batch_size, n) // info.world_size  # a larger batch fails later
+    step = int(BACKWARD_FACTOR * per_view * views)
+    what = f"one training step ({views} views at {s} px, estimated)"
+    step_only = "use smaller images (--image-size) or a smaller batch (--batch-size)"
+    with_data = ("use smaller images (--image-size), a smaller batch (--batch-size), fewer "
+                 "images (--train-size) or stream them from disk (--streaming)")
+    if device.type == "cuda":  # the step, and the fast path's copy of the images
+        check_fits(data + step, device, what + (" and the images" if data else ""),
+                   with_data if data else step_only)
+    else:
+        check_fits((data + step) * copies, "cpu", what + (f" and {data_what}" if data else ""),
+                   with_data if data else step_only)
 
 
 def _prepare_data(cfg: TrainConfig, info: DistInfo):
@@ -267,7 +282,7 @@ def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo, resuming: bo
                          f"--resume {out}, start again with --overwrite, or choose another "
                          f"--out")
     torch.manual_seed(cfg.seed)
-    _check_memory(cfg, device)
+    _check_memory(cfg, device, info)
     train, bank, val = _prepare_data(cfg, info)
     if len(train) < cfg.batch_size:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the training set "
