@@ -1,4 +1,4 @@
-"""``python -m simclr_lib train|eval|bench`` (also under ``torchrun -m simclr_lib``)."""
+"""``python -m simclr_lib train|eval|embed|bench`` (also under ``torchrun -m simclr_lib``)."""
 
 import sys
 

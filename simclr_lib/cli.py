@@ -1,4 +1,4 @@
-"""Command line: ``python -m simclr_lib train | eval | bench``.
+"""Command line: ``python -m simclr_lib train | eval | embed | bench``.
 
 Every multi-word flag has two spellings, ``--batch-size`` and ``--batch_size`` (the seed
 project documented one and implemented the other). Settings start from a profile
@@ -13,6 +13,7 @@ import dataclasses
 import sys
 
 from .config import OPTIMIZERS, PRECISIONS, PROFILE_NAMES, get_profile
+from .data import resolve_dataset
 from .models import ENCODERS
 
 DATASET_CHOICES = ("shapes", "cifar10", "cifar100", "stl10", "folder")
@@ -31,8 +32,9 @@ def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
 _TRAIN_FLAGS = [
     ("dataset", dict(choices=DATASET_CHOICES), "dataset to pre-train on; shapes is built in "
      "(no download), folder is your own images in --data-dir"),
-    ("data_dir", dict(metavar="DIR"), "download cache, or your image folder for "
-     "--dataset folder (DIR/train/<class>/*.jpg or a flat folder of images)"),
+    ("data_dir", dict(metavar="DIR"), "your image folder (DIR/train/<class>/*.jpg, "
+     "DIR/<class>/*.jpg or a flat folder of images: selects --dataset folder), or the "
+     "download cache of cifar10/cifar100/stl10"),
     ("split", dict(), "split to pre-train on (stl10: unlabeled, train, train+unlabeled)"),
     ("image_size", dict(type=int, metavar="N"), "resize images to N x N (default: native)"),
     ("train_size", dict(type=int, metavar="N"), "use only N training images"),
@@ -91,7 +93,8 @@ def _eval_parser(sub) -> None:
                        "metrics.json beside it.")
     _flag(p, "checkpoint", required=True, metavar="PATH", help="RUN/last.pt or RUN/best.pt")
     _flag(p, "dataset", choices=DATASET_CHOICES, help="default: the checkpoint's")
-    _flag(p, "data_dir", metavar="DIR", help="default: the checkpoint's")
+    _flag(p, "data_dir", metavar="DIR", help="default: the checkpoint's; a folder of images "
+          "selects --dataset folder")
     _flag(p, "image_size", type=int, metavar="N", help="default: the checkpoint's")
     _flag(p, "device", default="auto", metavar="auto|cpu|cuda", help="where to evaluate")
     _flag(p, "baselines", action="store_true",
@@ -100,6 +103,35 @@ def _eval_parser(sub) -> None:
           help="probe accuracy with 1, 10, 100, all labels per class")
     _flag(p, "tsne", action="store_true", help="write tsne.png (h and z)")
     _flag(p, "profile", choices=PROFILE_NAMES, help="evaluation sizes (default: as train)")
+    _flag(p, "out", metavar="FILE", help="metrics file (default: metrics.json beside the "
+          "checkpoint); figures are written beside it")
+    _flag(p, "overwrite", action="store_true", help="replace an earlier metrics file")
+    _flag(p, "no_progress", action="store_true", help="no progress bar")
+
+
+def _embed_parser(sub) -> None:
+    p = sub.add_parser(
+        "embed", help="features h of every image in a folder -> .csv or .npz",
+        description="Compute h = f(x) with a trained encoder for every readable image in "
+        "a folder (decoded and resized exactly as in evaluation) and write one row per "
+        "image: its path relative to --data-dir, its class where the layout has one, and "
+        "h. Unreadable files are skipped and named. Read .csv with the csv module, .npz "
+        "with numpy.load, either with simclr_lib.embed.load_embeddings. Example: python -m "
+        "simclr_lib embed --checkpoint runs/mine --data-dir my_images --out embeddings.csv")
+    _flag(p, "checkpoint", required=True, metavar="PATH",
+          help="RUN (its last.pt), RUN/last.pt or RUN/best.pt")
+    _flag(p, "data_dir", required=True, metavar="DIR",
+          help="image folder: flat, DIR/<class>/*, or DIR/{train,val,test}/<class>/*")
+    _flag(p, "out", required=True, metavar="FILE", help="embeddings.csv or embeddings.npz")
+    _flag(p, "split", choices=("train", "val", "test"),
+          help="only this split of a train/ val/ test/ folder (default: all images)")
+    _flag(p, "image_size", type=int, metavar="N",
+          help="default: the size the encoder was trained at")
+    _flag(p, "batch_size", type=int, default=256, metavar="N", help="images per forward pass")
+    _flag(p, "num_workers", type=int, default=0, metavar="N",
+          help="processes decoding files (0: the main one)")
+    _flag(p, "device", default="auto", metavar="auto|cpu|cuda", help="where to run f")
+    _flag(p, "overwrite", action="store_true", help="replace an existing --out file")
     _flag(p, "no_progress", action="store_true", help="no progress bar")
 
 
@@ -132,10 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m simclr_lib`` parser with its ``train``, ``eval``, ``bench`` commands."""
     parser = argparse.ArgumentParser(
         prog="python -m simclr_lib",
-        description="SimCLR: pre-train, evaluate and benchmark (simclr-course).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,bench}")
+        description="SimCLR: pre-train, evaluate, embed your images and benchmark "
+        "(simclr-course).")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{train,eval,embed,bench}")
     _train_parser(sub)
     _eval_parser(sub)
+    _embed_parser(sub)
     _bench_parser(sub)
     return parser
 
@@ -145,6 +180,14 @@ def config_from_args(args: argparse.Namespace):
     cfg = get_profile(args.profile).train
     changes = {name: getattr(args, name) for name, _, _ in _TRAIN_FLAGS
                if getattr(args, name) is not None}
+    dataset, note = resolve_dataset(args.dataset, args.data_dir, cfg.dataset)
+    if note:
+        print(note, file=sys.stderr)
+    if dataset == "folder" and args.data_dir is None:
+        raise ValueError("--dataset folder reads your images from --data-dir DIR; pass it "
+                         "(DIR/train/<class>/*.jpg, DIR/<class>/*.jpg or DIR/*.jpg)")
+    if dataset != cfg.dataset:
+        changes["dataset"] = dataset
     if args.compile:
         changes["compile"] = True
     if args.sync_bn is not None:
@@ -181,10 +224,15 @@ def main(argv: list[str] | None = None) -> int:
             from .report import run_eval
 
             return run_eval(args)
+        if args.command == "embed":
+            from .embed import run_embed
+
+            return run_embed(args)
         from .bench import run_bench
 
         return run_bench(args)
-    except (ValueError, FileNotFoundError, CheckpointError, DatasetDownloadError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError,
+            DatasetDownloadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except NonFiniteLossError as e:

@@ -30,19 +30,21 @@ Introduced in notebooks/01_augmentations.ipynb.
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 import tarfile
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision
-import torchvision.transforms.v2.functional as TF
-from PIL import Image, ImageOps
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
+from .config import TrainConfig
+from .images import holds_images, load_image, open_image, resize_image, resize_tensor
+from .memory import check_fits, image_bytes
 from .shapes import SHAPE_CLASSES, make_shapes
 
 DATASETS = ("shapes", "cifar10", "cifar100", "stl10", "folder")
@@ -55,6 +57,10 @@ SPLITS = {
 }
 NATIVE_SIZE = {"shapes": 32, "cifar10": 32, "cifar100": 32, "stl10": 96, "folder": 64}
 SHAPES_SPLIT_SIZES = {"train": 5000, "val": 1000, "test": 1000}
+TORCHVISION_SPLIT_SIZES = {"train": 50_000, "test": 10_000}  # CIFAR-10 and CIFAR-100
+STL10_SPLIT_SIZES = {"train": 5000, "test": 8000, "unlabeled": 100_000,
+                     "train+unlabeled": 105_000}
+SKIPPED_NAMES_SHOWN = 10  # bad files named in the one-line message; the rest are counted
 _TORCHVISION = {"cifar10": ("CIFAR10", "CIFAR-10", 170), "cifar100": ("CIFAR100", "CIFAR-100", 169),
                 "stl10": ("STL10", "STL-10", 2640)}  # class, display name, download MB
 
@@ -78,6 +84,9 @@ class ImageTensorDataset(Dataset):
             largest label.
         transform: optional callable applied to each ``(3, H, W)`` uint8 image in
             ``__getitem__`` (batched augmentation instead indexes ``images`` directly).
+        paths: optional file of each image (``folder`` datasets set them), so that every
+            image, feature or embedding can be traced back to its file; kept by
+            :meth:`subset` and :meth:`to`.
 
     Example:
         >>> ds = ImageTensorDataset(torch.zeros(4, 3, 8, 8, dtype=torch.uint8),
@@ -88,7 +97,8 @@ class ImageTensorDataset(Dataset):
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int] | None = None,
-                 classes: Sequence[str] | None = None, transform: Callable | None = None) -> None:
+                 classes: Sequence[str] | None = None, transform: Callable | None = None,
+                 paths: Sequence[str | os.PathLike] | None = None) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError("images must be a uint8 tensor of shape (N, 3, H, W), got "
                              f"{images.dtype} {tuple(images.shape)}")
@@ -100,8 +110,11 @@ class ImageTensorDataset(Dataset):
             raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
         if classes is None:
             classes = [str(i) for i in range(int(labels.max()) + 1)] if n else []
+        if paths is not None and len(paths) != n:
+            raise ValueError(f"paths must name one file per image ({n}), got {len(paths)}")
         self.images, self.labels, self.classes = images, labels, list(classes)
         self.transform = transform
+        self.paths = [Path(p) for p in paths] if paths is not None else None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -115,13 +128,14 @@ class ImageTensorDataset(Dataset):
     def to(self, device: torch.device | str) -> ImageTensorDataset:
         """A new dataset with ``images`` and ``labels`` on ``device`` (same transform)."""
         return ImageTensorDataset(self.images.to(device), self.labels.to(device), self.classes,
-                                  self.transform)
+                                  self.transform, self.paths)
 
     def subset(self, indices: torch.Tensor | Sequence[int]) -> ImageTensorDataset:
         """A new dataset holding ``images[indices]`` (a copy; indices or a boolean mask)."""
         idx = _as_index(indices).to(self.images.device)
+        paths = None if self.paths is None else [self.paths[i] for i in idx.tolist()]
         return ImageTensorDataset(self.images[idx], self.labels[idx], self.classes,
-                                  self.transform)
+                                  self.transform, paths)
 
     @property
     def image_size(self) -> int | tuple[int, int]:
@@ -160,10 +174,15 @@ class FolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    @property
+    def paths(self) -> list[Path]:
+        """The file of each item (the same list as ``files``)."""
+        return self.files
+
     def __getitem__(self, i: int):
-        image = _open_rgb(self.files[i], self.image_size)
+        image = open_image(self.files[i], self.image_size)
         if self.image_size is not None:
-            image = _resize_pil(image, self.image_size)
+            image = resize_image(image, self.image_size)
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[i])
@@ -241,45 +260,45 @@ def _resize_tensor(images: torch.Tensor, size: int, progress: bool) -> torch.Ten
     """Shorter side to ``size`` (antialiased bilinear), then centre crop; in chunks."""
     if tuple(images.shape[-2:]) == (size, size):
         return images
+    check_fits(image_bytes(len(images), size), "cpu",
+               f"{len(images)} images of 3x{size}x{size}")
     out = torch.empty(len(images), 3, size, size, dtype=torch.uint8)
     for lo in tqdm(range(0, len(images), 1024), desc=f"resizing to {size}px", disable=not progress):
-        chunk = TF.resize(images[lo:lo + 1024], [size], antialias=True)
-        out[lo:lo + 1024] = TF.center_crop(chunk, [size, size])
+        out[lo:lo + 1024] = resize_tensor(images[lo:lo + 1024], size)
     return out
 
 
-def _open_rgb(path: Path, size: int | None = None) -> Image.Image:
-    """Decode an image file to RGB: EXIF rotation applied, alpha composited on white."""
-    with Image.open(path) as im:
-        if size is not None:
-            im.draft(None, (size, size))  # JPEG: decode at a reduced scale >= size (fast)
-        im = ImageOps.exif_transpose(im)  # a loaded copy
-    if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit or float: rescale to 8 bit
-        a = np.asarray(im, dtype=np.float32)
-        im = Image.fromarray((a.clip(0) * (255 / max(float(a.max()), 1e-6))).astype(np.uint8))
-    if im.mode in ("P", "PA", "LA", "RGBA", "La", "RGBa") or "transparency" in im.info:
-        im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
-    return im.convert("RGB")  # also L, 1, CMYK, YCbCr
+def report_skipped(bad: Sequence[Path], root: Path, total: int) -> None:
+    """Print one plain line naming the files that could not be decoded (none: nothing).
+
+    Paths are relative to ``root`` (split and class folders included), at most
+    :data:`SKIPPED_NAMES_SHOWN` of them, then a count of the rest.
+    """
+    if not bad:
+        return
+    names = [p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+             for p in bad[:SKIPPED_NAMES_SHOWN]]
+    more = f" and {len(bad) - len(names)} more" if len(bad) > len(names) else ""
+    print(f"warning: skipped {len(bad)} of {total} files in {root} that are not readable "
+          f"images: {', '.join(names)}{more}", file=sys.stderr, flush=True)
 
 
-def _resize_pil(im: Image.Image, size: int) -> Image.Image:
-    """Shorter side to ``size`` (antialiased; small images are upscaled), centre crop."""
-    w, h = im.size
-    nw, nh = max(size, round(w * size / min(w, h))), max(size, round(h * size / min(w, h)))
-    im = im.resize((nw, nh), Image.Resampling.BILINEAR)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    return im.crop((left, top, left + size, top + size))
+def scan_folder(root: str | os.PathLike, split: str = "train",
+                ) -> tuple[list[Path], torch.Tensor, list[str]]:
+    """Files, labels and classes of one split of an image folder, without decoding any.
 
+    The layouts are those of :func:`load_dataset` (``folder``). Hidden files and folders
+    (``.name``) are left out; every other file is listed, readable image or not.
 
-def _warn_skipped(bad: list[Path], where: Path) -> None:
-    if bad:
-        names = ", ".join(p.name for p in bad[:5]) + (", ..." if len(bad) > 5 else "")
-        warnings.warn(f"skipped {len(bad)} file(s) in {where} that are not readable images: "
-                      f"{names}", UserWarning, stacklevel=4)
+    Returns:
+        ``(files, labels, classes)``: sorted paths under ``root``, int64 labels ``(N,)``
+        (``-1`` in a flat folder), class names (sub-folders, sorted).
 
-
-def _scan_folder(root: Path, split: str) -> tuple[list[Path], torch.Tensor, list[str]]:
-    """Files, labels and classes of one split of a user's image folder (see load_dataset)."""
+    Raises:
+        FileNotFoundError: ``root`` is not a folder.
+        ValueError: the split has no folder, or no files.
+    """
+    root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(
             f"image folder {str(root)!r} does not exist (or is not a folder); expected "
@@ -318,34 +337,36 @@ def _scan_folder(root: Path, split: str) -> tuple[list[Path], torch.Tensor, list
 
 def _load_folder(root: Path, split: str, image_size: int | None, in_memory: bool, seed: int,
                  size: int | None, progress: bool, transform: Callable | None) -> Dataset:
-    files, labels, classes = _scan_folder(root, split)
+    files, labels, classes = scan_folder(root, split)
     if size is not None and size < len(files):
         idx = _stratified_pick(labels, size, seed)
         files, labels = [files[i] for i in idx.tolist()], labels[idx]
     s = image_size or NATIVE_SIZE["folder"]
+    if in_memory:  # before decoding anything: stop now rather than run out of memory later
+        check_fits(image_bytes(len(files), s), "cpu",
+                   f"the {len(files)} images of the {split} split of {root} at 3x{s}x{s}")
     images = torch.empty(len(files) if in_memory else 0, 3, s, s, dtype=torch.uint8)
     bad, keep = [], []
     desc = f"{'loading' if in_memory else 'checking'} {root.name or root}/{split}"
     for i, path in enumerate(tqdm(files, desc=desc, disable=not progress, unit="img")):
         try:
             if in_memory:
-                pixels = np.array(_resize_pil(_open_rgb(path, s), s))  # (S, S, 3), writable
-                images[len(keep)] = torch.from_numpy(pixels).permute(2, 0, 1)
+                images[len(keep)] = load_image(path, s)  # (3, S, S)
             else:  # streaming: decode once (JPEGs at reduced scale), so that a truncated
-                _open_rgb(path, s)  # file is skipped now, not fatal in a worker mid-run
+                open_image(path, s)  # file is skipped now, not fatal in a worker mid-run
         except Exception:  # any file PIL cannot decode is skipped
             bad.append(path)
             continue
         keep.append(i)
-    _warn_skipped(bad, root)
+    report_skipped(bad, root, len(files))
     if not keep:
         raise ValueError(f"no readable images in {root} (split {split!r}); {len(bad)} file(s) "
                          "could not be decoded")
+    paths = [files[i] for i in keep]
     if not in_memory:
-        return FolderDataset([files[i] for i in keep], labels[keep], classes, image_size,
-                             transform)
-    return ImageTensorDataset(images[:len(keep)].clone() if bad else images, labels[keep],
-                              classes, transform)
+        return FolderDataset(paths, labels[keep], classes, image_size, transform)
+    # A view of the first rows when files were skipped: no second copy of the images.
+    return ImageTensorDataset(images[:len(keep)], labels[keep], classes, transform, paths)
 
 
 def _offline_help() -> str:
@@ -389,6 +410,77 @@ def _shapes_seed(seed: int, split: str) -> int:
     """A seed per (seed, split), so that splits never share an image."""
     return int.from_bytes(hashlib.sha256(f"shapes/{split}/{seed}".encode()).digest()[:8],
                           "little") >> 1
+
+
+def resolve_dataset(dataset: str | None, data_dir: str | None, default: str,
+                    ) -> tuple[str, str | None]:
+    """The dataset a command reads, so that ``--data-dir`` is never silently ignored.
+
+    Args:
+        dataset: ``--dataset`` as given (``None``: not given).
+        data_dir: ``--data-dir`` as given (``None``: not given).
+        default: the dataset of the profile (``train``) or of the checkpoint (``eval``).
+
+    Returns:
+        ``(dataset, note)``: ``note`` is a line to print when ``--data-dir`` selected
+        ``folder`` because it holds images, else ``None``.
+
+    Raises:
+        ValueError: ``--data-dir`` would be ignored: it holds images but an explicit
+            ``--dataset`` does not read them, or the dataset is ``shapes`` (generated, no
+            files).
+    """
+    if data_dir is None or (dataset or default) == "folder":
+        return dataset or default, None
+    images = holds_images(data_dir)
+    if dataset is None and images:
+        return "folder", (f"--data-dir {data_dir} holds images: using them (--dataset "
+                          f"folder), not the default {default}")
+    if images:
+        raise ValueError(f"--data-dir {data_dir} holds images, but --dataset {dataset} does "
+                         f"not read them (--data-dir is its download cache); pass --dataset "
+                         f"folder to use them")
+    chosen = dataset or default
+    if chosen == "shapes":
+        what = ("holds no images" if Path(data_dir).expanduser().is_dir()
+                else "does not exist")
+        raise ValueError(f"--data-dir {data_dir} {what} (expected DIR/train/<class>/*.jpg, "
+                         f"DIR/<class>/*.jpg or DIR/*.jpg), and --dataset shapes is generated "
+                         f"and reads no files; fix the folder, or drop --data-dir")
+    return chosen, None
+
+
+def image_size_of(cfg: TrainConfig) -> int:
+    """The side of the images a run trains on: ``cfg.image_size``, else the dataset's native.
+
+    Example:
+        >>> image_size_of(TrainConfig(dataset="folder"))
+        64
+    """
+    return cfg.image_size or NATIVE_SIZE[cfg.dataset]
+
+
+def dataset_nbytes(name: str, split: str = "train", root: str | Path = "data", *,
+                   image_size: int | None = None, size: int | None = None) -> int:
+    """Bytes that ``load_dataset(...)`` with the same arguments holds in memory, estimated
+    before loading: ``N x 3 x S x S`` (a ``folder`` is listed, not decoded, so files that
+    turn out unreadable are counted too).
+
+    Example:
+        >>> dataset_nbytes("cifar10", "train")  # 50 000 images of 3x32x32
+        153600000
+    """
+    if name == "folder":
+        n = len(scan_folder(Path(root).expanduser(), split)[0])
+    elif name == "shapes":
+        n = SHAPES_SPLIT_SIZES[split]
+    elif name == "stl10":
+        n = STL10_SPLIT_SIZES[split]
+    else:
+        n = TORCHVISION_SPLIT_SIZES[split]
+    if size is not None:
+        n = min(n, size) if name != "shapes" else size
+    return image_bytes(n, image_size or NATIVE_SIZE[name])
 
 
 def load_dataset(name: str, split: str = "train", root: str | Path = "data", *,
@@ -453,6 +545,7 @@ def load_dataset(name: str, split: str = "train", root: str | Path = "data", *,
     side = image_size or NATIVE_SIZE[name]
     if name == "shapes":
         n = size if size is not None else SHAPES_SPLIT_SIZES[split]
+        check_fits(image_bytes(n, side), "cpu", f"{n} shapes images at 3x{side}x{side}")
         images, labels = make_shapes(n, seed=_shapes_seed(seed, split), image_size=side)
         return ImageTensorDataset(images, labels, SHAPE_CLASSES, transform)
     images, labels, classes = _load_torchvision(name, split, root, download)

@@ -212,6 +212,33 @@ def knn_accuracy(train_h: torch.Tensor, train_y: torch.Tensor, test_h: torch.Ten
     return {"top1": top1 / m, "top5": top5 / m, "k": k}
 
 
+def capped_knn_k(train_y: torch.Tensor, k: int = 200) -> int:
+    """``k`` for a kNN classifier on a bank with labels ``train_y``, capped for small banks.
+
+    With k = 200 (Wu et al. 2018) on CIFAR-10 a query's neighbours are 4% of one class
+    (5000 images); on a folder with 60 images per class, 200 neighbours would span several
+    classes and the vote measures little. The cap is half the median class size (at least
+    1): it leaves CIFAR-10, CIFAR-100 (k = 200 of 500 per class) and ``shapes``' 500 per
+    class alone, and gives k = 30 for 60 images per class.
+
+    Args:
+        train_y: (N,) labels of the bank (``-1``, unlabelled, is not a class).
+        k: the k asked for.
+
+    Returns:
+        ``min(k, max(1, median class size // 2))``.
+
+    Example:
+        >>> capped_knn_k(torch.arange(300) % 5)  # 60 images per class
+        30
+    """
+    counts = torch.bincount(train_y[train_y >= 0].long().cpu())
+    counts = counts[counts > 0]
+    if counts.numel() == 0:
+        return max(1, k)
+    return max(1, min(k, int(counts.median()) // 2))
+
+
 # ------------------------------------------------------------------------- linear probe
 
 def _standardise(ref: torch.Tensor, *xs: torch.Tensor) -> list[torch.Tensor]:

@@ -30,6 +30,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from .images import load_image
+
 # Okabe & Ito (2008), plus grey and brown for a tenth class.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442",
            "#000000", "#999999", "#8C510A")
@@ -434,6 +436,73 @@ def plot_knn_grid(query_images: Any, bank_images: Any, indices: Any, n_queries: 
     if labelled:
         title += "\n(solid green border: same class, dashed red: another class)"
     fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _thumbnail(path: Path, size: int) -> torch.Tensor:
+    try:
+        return load_image(path, size)  # (3, S, S) uint8, as the encoder saw it
+    except Exception:  # moved or damaged since it was embedded: a grey square
+        return torch.full((3, size, size), 128, dtype=torch.uint8)
+
+
+def _short(name: str, width: int = 20) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def plot_retrieval(embeddings: Any, queries: Sequence[str | int], k: int = 5,
+                   root: str | Path | None = None, image_size: int = 96) -> Figure:
+    """Retrieval grid from embeddings of your images: each row a query and its neighbours.
+
+    Neighbours come from ``embeddings.nearest`` (cosine similarity of ``h``); each is
+    captioned with its similarity and file name, and, when the images have classes, framed
+    like :func:`plot_knn_grid` (solid green: the query's class, dashed red: another).
+
+    Args:
+        embeddings: an :class:`~simclr_lib.embed.Embeddings` (from ``embed_folder`` or
+            ``load_embeddings``).
+        queries: paths as in ``embeddings.paths``, or row indices.
+        k: neighbours per query.
+        root: the image folder (default: ``embeddings.root``).
+        image_size: side of the thumbnails, in pixels.
+
+    Returns:
+        A Figure with ``len(queries) x (k + 1)`` axes.
+
+    Example:
+        >>> fig = plot_retrieval(emb, [emb.paths[0]], k=5)            # doctest: +SKIP
+        >>> fig.savefig("neighbours.png")                             # doctest: +SKIP
+    """
+    root = root if root is not None else embeddings.root
+    if root is None:
+        raise ValueError("pass root=: the folder the embedded images are in")
+    if not queries:
+        raise ValueError("no queries to plot")
+    rows = [embeddings.index(q) if isinstance(q, str) else int(q) for q in queries]
+    hits = [embeddings.nearest(r, k) for r in rows]  # [[(path, similarity), ...], ...]
+    folder = Path(root).expanduser()
+    query_images = torch.stack([_thumbnail(folder / embeddings.paths[r], image_size)
+                                for r in rows])  # (Q, 3, S, S)
+    bank_images = torch.stack([_thumbnail(folder / p, image_size)
+                               for row in hits for p, _ in row])  # (Q k, 3, S, S)
+    indices = torch.arange(len(rows) * k).view(len(rows), k)  # (Q, k)
+    labels = {}
+    if len(embeddings.classes):
+        labels = {"query_labels": embeddings.labels[rows],
+                  "bank_labels": torch.stack([embeddings.labels[embeddings.index(p)]
+                                              for row in hits for p, _ in row])}
+    fig = plot_knn_grid(query_images, bank_images, indices, n_queries=len(rows), k=k,
+                        **labels)
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + 0.35 * len(rows))  # room for two-line captions
+    axes = np.array(fig.axes).reshape(len(rows), k + 1)
+    for r, row in enumerate(hits):
+        axes[r, 0].set_xlabel(_short(Path(embeddings.paths[rows[r]]).name), fontsize=7)
+        for c, (path, sim) in enumerate(row):
+            axes[r, c + 1].set_xlabel(f"{sim:.2f}\n{_short(Path(path).name)}", fontsize=7)
+    fig.suptitle("Nearest neighbours by cosine similarity of h"
+                 + ("\n(solid green border: same class, dashed red: another class)"
+                    if labels else ""), fontsize=11)
     return fig
 
 

@@ -12,8 +12,9 @@ Each step follows Algorithm 1 of SimCLR (Chen et al., ICML 2020): two views ``x_
 of every image, ``h = f(x)``, ``z = g(h)``, NT-Xent over the 2N views (with the negatives of
 all processes under DDP), an optimizer step and a per-iteration learning-rate step.
 Every epoch ``last.pt`` is written atomically, ``best.pt`` whenever the kNN accuracy on a
-validation split (carved from the labelled training data, never the test split) improves,
-and ``history.jsonl`` gets one line. ``fit(cfg, resume=DIR)`` continues exactly.
+validation split (a folder's own ``val/``, else carved from the labelled training data; never
+the test split) improves, and ``history.jsonl`` gets one line. ``fit(cfg, resume=DIR)``
+continues exactly.
 
 Introduced in notebooks/04_training.ipynb.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -44,7 +46,13 @@ from .checkpoint import (
     set_rng_states,
 )
 from .config import TrainConfig, config_from_dict, config_to_dict
-from .data import NATIVE_SIZE, ImageTensorDataset, load_dataset, train_val_split
+from .data import (
+    ImageTensorDataset,
+    dataset_nbytes,
+    image_size_of,
+    load_dataset,
+    train_val_split,
+)
 from .device import autocast, autocast_dtype, resolve_device
 from .distributed import (
     DistInfo,
@@ -54,8 +62,9 @@ from .distributed import (
     cleanup,
     init_distributed,
 )
-from .evaluate import extract_features, knn_accuracy
+from .evaluate import capped_knn_k, extract_features, knn_accuracy
 from .loss import nt_xent
+from .memory import BACKWARD_FACTOR, check_fits, image_bytes, saved_bytes_per_image
 from .models import SimCLR, build_model
 from .optim import build_optimizer, warmup_cosine
 
@@ -164,22 +173,101 @@ def wants_sync_bn(sync_bn: bool | None, distributed: bool, device_type: str) -> 
     return sync_bn
 
 
+def _has_own_val_split(cfg: TrainConfig) -> bool:
+    """Whether the kNN monitor can use the dataset's own validation images: a ``folder``
+    with ``DIR/val/`` (when pre-training on its ``train`` split)."""
+    return (cfg.dataset == "folder" and cfg.split == "train"
+            and (Path(cfg.data_dir).expanduser() / "val").is_dir())
+
+
+def _labelled(ds: ImageTensorDataset) -> ImageTensorDataset:
+    """The labelled images of ``ds`` (``ds`` itself when all are: no copy)."""
+    keep = ds.labels >= 0
+    return ds if bool(keep.all()) else ds.subset(keep.nonzero().flatten())
+
+
+def _check_memory(cfg: TrainConfig, device: torch.device, info: DistInfo) -> None:
+    """Stop before loading when the training images, or one step's activations, will not
+    fit in RAM or on the GPU (estimates; see :mod:`simclr_lib.memory`).
+
+    Under torchrun every process of a machine holds its own copy of the images in RAM.
+    """
+    s = image_size_of(cfg)
+    copies = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes per machine (torchrun)
+    n = dataset_nbytes(cfg.dataset, cfg.split, cfg.data_dir, image_size=cfg.image_size,
+                       size=cfg.train_size) // (3 * s * s)
+    data = image_bytes(n, s) if cfg.in_memory else 0
+    data_what = f"the {n} training images at 3x{s}x{s}" + (
+        f", once per process ({copies})" if copies > 1 else "")
+    if data:
+        check_fits(data * copies, "cpu", data_what)
+    with torch.random.fork_rng(devices=[]):  # the run's own model is built from the seed
+        per_view = saved_bytes_per_image(build_model(cfg), s)
+    if cfg.precision in ("bf16", "fp16") or (cfg.precision == "auto" and device.type == "cuda"):
+        per_view //= 2  # 16-bit activations under autocast
+    views = 2 * min(cfg.batch_size, n) // info.world_size  # a larger batch fails later
+    step = int(BACKWARD_FACTOR * per_view * views)
+    what = f"one training step ({views} views at {s} px, estimated)"
+    step_only = "use smaller images (--image-size) or a smaller batch (--batch-size)"
+    with_data = ("use smaller images (--image-size), a smaller batch (--batch-size), fewer "
+                 "images (--train-size) or stream them from disk (--streaming)")
+    if device.type == "cuda":  # the step, and the fast path's copy of the images
+        check_fits(data + step, device, what + (" and the images" if data else ""),
+                   with_data if data else step_only)
+    else:
+        check_fits((data + step) * copies, "cpu", what + (f" and {data_what}" if data else ""),
+                   with_data if data else step_only)
+
+
 def _prepare_data(cfg: TrainConfig, info: DistInfo):
-    """Training set, plus a labelled kNN bank and validation split for the monitor."""
-    ds = load_dataset(cfg.dataset, cfg.split, root=cfg.data_dir, image_size=cfg.image_size,
-                      size=cfg.train_size, progress=cfg.progress and info.is_main,
-                      in_memory=cfg.in_memory)
+    """Training set, plus a labelled kNN bank and validation split for the monitor.
+
+    The monitor's validation images are the dataset's own (``DIR/val/`` of a folder) when
+    it has them, else ``val_fraction`` of the labelled training images, held out of
+    training. Where they come from is said once.
+    """
+    def load(split, size=None, in_memory=True):
+        return load_dataset(cfg.dataset, split, root=cfg.data_dir, image_size=cfg.image_size,
+                            size=size, progress=cfg.progress and info.is_main,
+                            in_memory=in_memory)
+
+    def say(text):
+        if info.is_main:
+            print(f"kNN monitor: {text}", flush=True)
+
+    ds = load(cfg.split, cfg.train_size, cfg.in_memory)
+    if cfg.knn_every <= 0:
+        return ds, None, None
     if not isinstance(ds, ImageTensorDataset):
+        say("off with --streaming (it needs the images in memory)")
         return ds, None, None  # a streamed folder: no in-memory bank, so no kNN monitor
-    labelled = ds.labels >= 0
-    if cfg.knn_every <= 0 or cfg.val_fraction <= 0 or int(labelled.sum()) < 20:
+    labelled = int((ds.labels >= 0).sum())
+    where = f"{cfg.dataset}/{cfg.split}"
+    if cfg.dataset == "folder":
+        split_dir = Path(cfg.data_dir) / cfg.split
+        where = str(split_dir if split_dir.is_dir() else Path(cfg.data_dir))
+    if labelled < 20:
+        say(f"off: {where} has {labelled} labelled images (it needs 20; labels come from "
+            f"class sub-folders, <class>/*.jpg)")
+        return ds, None, None
+    if _has_own_val_split(cfg):
+        val = _labelled(load("val", cfg.val_size))
+        if len(val):
+            say(f"validation on the {len(val)} labelled images of "
+                f"{Path(cfg.data_dir) / 'val'}, neighbours from the {labelled} of {where}")
+            return ds, _labelled(ds), val
+    if cfg.val_fraction <= 0:
+        say("off: val_fraction is 0 and there is no val split of its own")
         return ds, None, None
     train, val = train_val_split(ds, cfg.val_fraction, seed=0)
-    val = val.subset(torch.nonzero(val.labels >= 0).flatten())  # STL-10 mixes in -1
+    val = _labelled(val)  # STL-10 mixes in -1
     if cfg.val_size is not None:
         val = val.subset(torch.arange(min(cfg.val_size, len(val))))
-    bank = train.subset(torch.nonzero(train.labels >= 0).flatten())
-    return train, bank, val
+    say(f"{len(ds) - len(train)} of the {len(ds)} training images of {where} "
+        f"({cfg.val_fraction:.0%}) are held out of training to validate it"
+        + (f"; add {Path(cfg.data_dir) / 'val'}/<class>/ to use your own"
+           if cfg.dataset == "folder" else ""))
+    return train, _labelled(train), val
 
 
 def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo, resuming: bool,
@@ -197,12 +285,13 @@ def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo, resuming: bo
                          f"--resume {out}, start again with --overwrite, or choose another "
                          f"--out")
     torch.manual_seed(cfg.seed)
+    _check_memory(cfg, device, info)
     train, bank, val = _prepare_data(cfg, info)
     if len(train) < cfg.batch_size:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the training set "
                          f"({len(train)} images); use --batch-size {len(train)} or less")
     steps = len(train) // cfg.batch_size  # the last incomplete batch of an epoch is dropped
-    size = cfg.image_size or NATIVE_SIZE[cfg.dataset]  # both paths: the dataset's own size
+    size = image_size_of(cfg)  # both paths: the dataset's own size
 
     model = build_model(cfg).to(device)
     if wants_sync_bn(cfg.sync_bn, info.enabled, device.type):
@@ -319,9 +408,10 @@ def _knn_monitor(run: _Run) -> dict:
     f = run.model.encoder
     bank_h = extract_features(f, run.bank.images, batch_size=512, device=run.device)
     val_h = extract_features(f, run.val.images, batch_size=512, device=run.device)
-    acc = knn_accuracy(bank_h, run.bank.labels, val_h, run.val.labels, k=run.cfg.knn_k,
+    k = capped_knn_k(run.bank.labels, run.cfg.knn_k)
+    acc = knn_accuracy(bank_h, run.bank.labels, val_h, run.val.labels, k=k,
                        temperature=run.cfg.knn_temperature)
-    return {"knn_top1": float(acc["top1"]), "knn_top5": float(acc["top5"])}
+    return {"knn_top1": float(acc["top1"]), "knn_top5": float(acc["top5"]), "knn_k": k}
 
 
 def _write_history(out: Path, history: list[dict]) -> None:

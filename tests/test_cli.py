@@ -110,3 +110,67 @@ def test_errors_print_no_traceback_from_a_real_process(tmp_path):
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 2
     assert r.stderr.strip() == "error: batch size must be >= 2 (NT-Xent needs negatives), got 1"
+
+
+# ------------------------------------------------------------ --data-dir is never ignored
+
+def _images_folder(root, n=4):
+    from PIL import Image
+
+    (root / "train" / "a").mkdir(parents=True)
+    for i in range(n):
+        Image.new("RGB", (12, 10), (i, 2 * i, 3 * i)).save(root / "train" / "a" / f"{i}.png")
+    return root
+
+
+def test_data_dir_holding_images_selects_folder(tmp_path, capsys):
+    mine = _images_folder(tmp_path / "mine")
+    for profile in ("ci", "gpu"):  # shapes and cifar10 by default
+        cfg = config_from_args(build_parser().parse_args(
+            ["train", "--profile", profile, "--data-dir", str(mine)]))
+        assert (cfg.dataset, cfg.data_dir) == ("folder", str(mine))
+        assert f"--data-dir {mine} holds images: using them (--dataset folder)" in \
+            capsys.readouterr().err
+    cache = tmp_path / "cache"  # a download cache stays one for cifar10 (gpu profile)
+    cache.mkdir()
+    cfg = config_from_args(build_parser().parse_args(["train", "--profile", "gpu",
+                                                      "--data-dir", str(cache)]))
+    assert (cfg.dataset, cfg.data_dir) == ("cifar10", str(cache))
+
+
+@pytest.mark.parametrize("dataset, folder, message", [
+    ("shapes", "mine", "--dataset shapes does not read them"),
+    ("cifar10", "mine", "pass --dataset folder"),
+    (None, "empty", "holds no images"),
+    (None, "nope", "does not exist"),
+    ("shapes", "empty", "shapes is generated and reads no files"),
+    ("folder", None, "--dataset folder reads your images from --data-dir DIR"),
+])
+def test_a_data_dir_that_would_be_ignored_is_an_error(tmp_path, capsys, dataset, folder,
+                                                      message):
+    _images_folder(tmp_path / "mine")
+    (tmp_path / "empty").mkdir()
+    argv = CI + (["--data-dir", str(tmp_path / folder)] if folder else []) + \
+        ["--out", str(tmp_path / "run")]
+    err = _error(argv + (["--dataset", dataset] if dataset else []), capsys)
+    assert message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_dir_of_images_trains_on_them_from_the_command_line(tmp_path, capsys):
+    mine = _images_folder(tmp_path / "mine", n=8)
+    code = main(CI + ["--data-dir", str(mine), "--image-size", "16", "--batch-size", "4",
+                      "--max-steps", "1", "--out", str(tmp_path / "run")])
+    assert code == 0, capsys.readouterr().err
+    import json
+
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["dataset"], config["data_dir"]) == ("folder", str(mine))
+
+
+def test_an_existing_run_names_overwrite_and_resume(tmp_path, capsys):
+    argv = CI + ["--max-steps", "1", "--knn-every", "0", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    err = _error(argv, capsys)
+    assert "already holds a run" in err and "--overwrite" in err and "--resume" in err

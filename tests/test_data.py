@@ -282,13 +282,26 @@ def image_dir(tmp_path):
     return root
 
 
-def test_folder_in_memory(image_dir):
-    with pytest.warns(UserWarning, match="skipped 4 file") as record:
+SKIPPED = ("train/cat/d_corrupt.jpg", "train/cat/e_truncated.jpg", "train/cat/notes.txt",
+           "train/dog/d_empty.png")
+
+
+def _skipped_line(capsys, image_dir):
+    """The message about unreadable files: one plain line, paths relative to the folder."""
+    err = capsys.readouterr().err
+    assert err == (f"warning: skipped 4 of 10 files in {image_dir} that are not readable "
+                   f"images: {', '.join(SKIPPED)}\n")
+
+
+def test_folder_in_memory(image_dir, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no UserWarning with a source line any more
         ds = load_dataset("folder", "train", root=image_dir, image_size=16, progress=False)
-    assert len(record) == 1
-    assert all(n in str(record[0].message) for n in ("d_corrupt.jpg", "e_truncated.jpg",
-                                                     "d_empty.png", "notes.txt"))
+    _skipped_line(capsys, image_dir)
     assert isinstance(ds, ImageTensorDataset)
+    assert [p.relative_to(image_dir).as_posix() for p in ds.paths] == [
+        "train/cat/a_rgb.png", "train/cat/b_gray.jpg", "train/cat/c_palette.png",
+        "train/dog/a_clear.png", "train/dog/b_tiny.png", "train/dog/c_cmyk.jpg"]
     assert ds.images.shape == (6, 3, 16, 16) and ds.images.dtype == torch.uint8
     assert ds.classes == ["cat", "dog"] and ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
     colours = ds.images.flatten(2).float().mean(2).round().int().tolist()  # mean (r, g, b)
@@ -296,13 +309,13 @@ def test_folder_in_memory(image_dir):
                        [0, 255, 0], [255, 0, 0]]
 
 
-def test_folder_streaming(image_dir):
+def test_folder_streaming(image_dir, capsys):
     # A truncated JPEG passes a header check and then kills a worker mid-run: it must be
     # found (and skipped) when the folder is scanned.
-    with pytest.warns(UserWarning, match="skipped 4 file") as record:
-        ds = load_dataset("folder", root=image_dir, in_memory=False, progress=False)
-    assert "e_truncated.jpg" in str(record[0].message)
+    ds = load_dataset("folder", root=image_dir, in_memory=False, progress=False)
+    _skipped_line(capsys, image_dir)
     assert isinstance(ds, FolderDataset) and len(ds) == 6 and ds.is_labelled
+    assert ds.paths[1] == image_dir / "train" / "cat" / "b_gray.jpg"
     image, label = ds[1]
     assert isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (50, 50)
     assert label == 0 and ds[4][0].size == (8, 8)
@@ -339,9 +352,30 @@ def test_folder_layouts_and_errors(tmp_path):
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "a.jpg").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="no readable images"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with pytest.raises(ValueError, match="no readable images"):
         load_dataset("folder", root=junk, progress=False)
+
+
+def test_skipped_files_beyond_ten_are_counted(tmp_path, capsys):
+    for i in range(13):
+        (tmp_path / f"bad{i:02d}.jpg").write_bytes(b"")
+    _solid("RGB", (9, 9), (1, 2, 3)).save(tmp_path / "good.png")
+    assert len(load_dataset("folder", root=tmp_path, image_size=8, progress=False)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "skipped 13 of 14 files" in err
+    assert "bad09.jpg and 3 more" in err and "bad10.jpg" not in err
+
+
+def test_paths_follow_subset_and_to(image_dir, capsys):
+    ds = load_dataset("folder", root=image_dir, image_size=8, progress=False)
+    sub = ds.subset(torch.tensor([4, 0]))
+    assert [p.name for p in sub.paths] == ["b_tiny.png", "a_rgb.png"]
+    assert sub.to("cpu").paths == sub.paths
+    train, val = train_val_split(ds, 0.5)
+    assert sorted(p.name for p in train.paths + val.paths) == sorted(p.name for p in ds.paths)
+    assert load_dataset("shapes", size=4).paths is None
+    with pytest.raises(ValueError, match="one file per image"):
+        ImageTensorDataset(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), paths=["a.jpg"])
 
 
 def test_folder_split_missing(image_dir):

@@ -25,6 +25,7 @@ from simclr_lib.diagnostics import (
 )
 from simclr_lib.evaluate import (
     balanced_subset,
+    capped_knn_k,
     extract_features,
     knn_accuracy,
     label_efficiency,
@@ -451,3 +452,21 @@ def test_evaluate_does_not_import_baselines_and_nothing_reexports():
     assert not hasattr(evaluate_module, "fine_tune")
     assert not hasattr(evaluate_module, "__getattr__")
     assert baselines.__name__ == "simclr_lib.baselines"
+
+
+@pytest.mark.parametrize("per_class, classes, k, expected", [
+    (5000, 10, 200, 200),  # CIFAR-10: k = 200 is 4% of a class, left alone
+    (500, 100, 200, 200),  # CIFAR-100 and shapes: 500 per class, left alone
+    (60, 5, 200, 30),      # a folder of 300 photos: half a class
+    (60, 5, 20, 20),       # a k already small enough
+    (1, 3, 200, 1),        # at least one neighbour
+])
+def test_capped_knn_k(per_class, classes, k, expected):
+    labels = torch.arange(classes).repeat_interleave(per_class)
+    assert capped_knn_k(labels, k) == expected
+
+
+def test_capped_knn_k_ignores_unlabelled_and_uses_the_median_class():
+    labels = torch.tensor([0] * 40 + [1] * 40 + [2] * 2 + [-1] * 500)
+    assert capped_knn_k(labels, 200) == 20
+    assert capped_knn_k(torch.full((10,), -1), 200) == 200

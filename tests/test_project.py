@@ -86,3 +86,39 @@ def test_readme_python_example_runs(capsys):
     code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
     exec(compile(code, "README.md", "exec"), {})
     assert "NT-Xent of an untrained model" in capsys.readouterr().out
+
+
+def test_readme_own_images_example_runs(tmp_path, monkeypatch, capsys):
+    """The second Python block (load an encoder, embed a folder, find neighbours) runs as
+    written, in a directory holding what the README's commands create: my_images/, runs/mine/."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from simclr_lib.config import get_profile
+    from simclr_lib.train import fit
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / "my_images" / "train" / c).mkdir(parents=True)
+        for i in range(6):
+            pixels = rng.integers(0, 256, (30, 40, 3), np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "my_images" / "train" / c / f"{i}.jpg")
+    (tmp_path / "my_images" / "train" / "cat" / "broken.jpg").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    cfg = get_profile("ci").train
+    cfg.dataset, cfg.data_dir, cfg.image_size, cfg.batch_size = "folder", "my_images", 24, 4
+    cfg.out, cfg.epochs, cfg.max_steps, cfg.knn_every = "runs/mine", 1, 1, 0
+    fit(cfg)
+    capsys.readouterr()
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    code = next(b for b in blocks if "embed_folder" in b)
+    ns = {}
+    exec(compile(code, "README.md", "exec"), ns)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and all(line.split("  ")[1].startswith("train/") for line in lines)
+    emb = ns["emb"]
+    assert len(emb) == 12 and "train/cat/broken.jpg" in emb.skipped
+    torch.testing.assert_close(ns["h"][0].detach(), emb.h[0], rtol=1e-4, atol=1e-5)
+    assert (tmp_path / "embeddings.npz").exists() and (tmp_path / "neighbours.png").exists()

@@ -1,8 +1,10 @@
 """``python -m simclr_lib eval``: metrics.json, baselines, t-SNE, and bad checkpoints."""
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 
 from simclr_lib.baselines import raw_pixels_baseline
 from simclr_lib.checkpoint import load_encoder
@@ -63,3 +65,88 @@ def test_missing_or_corrupt_checkpoint_is_exit_2(tmp_path, capsys, content):
     assert main(["eval", "--checkpoint", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+# ------------------------------------------------------ evaluating a run on your own folder
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("eval") / "mine"
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 30), ("val", 4), ("test", 5)):
+        for c in ("a", "b", "c"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                pixels = torch.randint(0, 256, (20, 24, 3), generator=g, dtype=torch.uint8)
+                Image.fromarray(pixels.numpy()).save(root / split / c / f"{i}.png")
+    cfg = get_profile("ci").train
+    cfg.dataset, cfg.data_dir, cfg.image_size, cfg.batch_size = "folder", str(root), 16, 16
+    cfg.out, cfg.max_steps, cfg.knn_every = str(tmp_path_factory.mktemp("run")), 2, 0
+    fit(cfg)
+    return root, Path(cfg.out)
+
+
+def _eval(argv, capsys):
+    code = main(["eval", "--profile", "ci", "--no-progress", *argv])
+    return code, capsys.readouterr()
+
+
+def test_metrics_record_what_was_evaluated_and_cap_k(folder_run, capsys):
+    root, run = folder_run
+    code, io = _eval(["--checkpoint", str(run / "last.pt")], capsys)
+    assert code == 0, io.err
+    assert "warning" not in io.err  # evaluated on what it trained on
+    m = json.loads((run / "metrics.json").read_text())
+    assert (m["dataset"], m["data_dir"], m["image_size"]) == ("folder", str(root), 16)
+    assert m["sizes"] == {"train": 90, "val": 12, "test": 15}
+    assert m["val_from"] == "own val split" and m["mismatch"] == []
+    assert m["trained_on"] == {"dataset": "folder", "data_dir": str(root), "image_size": 16}
+    # 30 images per class: k = 200 would vote across every class; capped at 15.
+    assert m["knn_k"] == 15 and "capped from 200 to 15" in m["knn_k_note"]
+    assert "kNN k = 15" in io.out
+
+
+def test_eval_never_replaces_an_earlier_result_silently(folder_run, capsys):
+    root, run = folder_run
+    metrics = run / "metrics.json"
+    if not metrics.exists():
+        assert _eval(["--checkpoint", str(run)], capsys)[0] == 0
+    before = metrics.read_text()
+    code, io = _eval(["--checkpoint", str(run)], capsys)
+    err = io.err.strip()
+    assert code == 2 and err.startswith("error:") and "\n" not in err
+    assert "--overwrite" in err and "--out" in err
+    assert metrics.read_text() == before
+    # Another image size: a new file, and a warning that it is not what the run trained on.
+    other = run / "metrics_24px.json"
+    code, io = _eval(["--checkpoint", str(run), "--image-size", "24", "--out", str(other)],
+                     capsys)
+    assert code == 0, io.err
+    assert io.err.startswith("warning: evaluating on image size 24 px (trained at 16 px)")
+    m = json.loads(other.read_text())
+    assert m["image_size"] == 24 and m["mismatch"] == ["image size 24 px (trained at 16 px)"]
+    assert metrics.read_text() == before
+    code, io = _eval(["--checkpoint", str(run), "--overwrite"], capsys)
+    assert code == 0 and json.loads(metrics.read_text())["eval_time_s"] != \
+        json.loads(before)["eval_time_s"]
+
+
+def test_eval_on_another_dataset_warns(run_dir, capsys, tmp_path):
+    code, io = _eval(["--checkpoint", str(run_dir), "--dataset", "folder", "--data-dir",
+                      str(tmp_path / "nope"), "--out", str(tmp_path / "m.json")], capsys)
+    assert code == 2  # the folder does not exist; the mismatch was said first
+    assert io.err.startswith("warning: evaluating on dataset folder (trained on shapes)")
+    assert io.err.splitlines()[1].startswith("error:")
+
+
+def test_eval_data_dir_of_images_selects_folder(run_dir, folder_run, capsys, tmp_path):
+    root, _ = folder_run
+    code, io = _eval(["--checkpoint", str(run_dir), "--data-dir", str(root), "--out",
+                      str(tmp_path / "m.json")], capsys)
+    assert code == 0, io.err
+    assert "holds images: using them (--dataset folder)" in io.err
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["dataset"] == "folder" and m["image_size"] == 32  # the size f was trained at
+    assert m["mismatch"] == ["dataset folder (trained on shapes)"]

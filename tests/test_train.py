@@ -337,3 +337,69 @@ def test_set_up_converts_batch_norm_when_sync_bn_applies(tmp_path, monkeypatch):
     run = train_module._set_up(_ci(tmp_path), torch.device("cpu"), DistInfo(), False, False)
     kinds = {type(m).__name__ for m in run.model.modules()}
     assert "SyncBatchNorm" in kinds and "BatchNorm2d" not in kinds
+
+
+# ------------------------------------------------------- the kNN monitor on your own folder
+
+def _labelled_folder(root, per_class, splits=("train",)):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split in splits:
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class if split == "train" else 3):
+                pixels = torch.randint(0, 256, (20, 20, 3), generator=g, dtype=torch.uint8)
+                Image.fromarray(pixels.numpy()).save(root / split / c / f"{i}.png")
+    return root
+
+
+def _folder_run(root, out, **changes):
+    return _ci(out, dataset="folder", data_dir=str(root), image_size=16, batch_size=8,
+               epochs=1, knn_every=1, val_fraction=0.1, **changes)
+
+
+def test_knn_monitor_uses_the_folders_own_val_split(tmp_path, monkeypatch, capsys):
+    root = _labelled_folder(tmp_path / "mine", per_class=12, splits=("train", "val"))
+    seen = {}
+    real = train_module.knn_accuracy
+
+    def spy(bank_h, bank_y, val_h, val_y, **kwargs):
+        seen.update(bank=len(bank_h), val=len(val_h), k=kwargs["k"])
+        return real(bank_h, bank_y, val_h, val_y, **kwargs)
+
+    monkeypatch.setattr(train_module, "knn_accuracy", spy)
+    calls = _count_steps(monkeypatch)
+    history = fit(_folder_run(root, tmp_path / "run")).history
+    assert seen["bank"] == 24 and seen["val"] == 6  # all of train/, all of val/
+    assert calls["n"] == 24 // 8  # nothing held out of training
+    out = capsys.readouterr().out
+    assert out.count("kNN monitor:") == 1
+    assert f"validation on the 6 labelled images of {root / 'val'}, neighbours from the 24 " \
+           f"of {root / 'train'}" in out
+    # k = 20 of the ci profile, capped at half the 12 images of a class.
+    assert seen["k"] == 6 and history[0]["knn_k"] == 6
+
+
+def test_knn_monitor_without_val_says_how_many_are_held_out_and_from_where(tmp_path,
+                                                                            monkeypatch,
+                                                                            capsys):
+    root = _labelled_folder(tmp_path / "mine", per_class=15)
+    calls = _count_steps(monkeypatch)
+    fit(_folder_run(root, tmp_path / "run"))
+    out = capsys.readouterr().out
+    assert out.count("kNN monitor:") == 1
+    assert f"3 of the 30 training images of {root / 'train'} (10%) are held out of training" \
+        in out and f"add {root / 'val'}/<class>/ to use your own" in out
+    assert calls["n"] == 27 // 8
+
+
+def test_knn_monitor_off_says_why(tmp_path, capsys):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    from PIL import Image
+
+    for i in range(16):
+        Image.new("RGB", (10, 10), (i, i, i)).save(flat / f"{i}.png")
+    fit(_folder_run(flat, tmp_path / "run"))
+    assert f"kNN monitor: off: {flat} has 0 labelled images" in capsys.readouterr().out
