@@ -6,6 +6,11 @@ STAMP  := $(VENV)/.installed
 BROWSER_STAMP := $(VENV)/.installed-browser
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 PROFILE ?= cpu
+# PyTorch's OpenMP threads sleep instead of spinning while they wait: on a machine whose
+# cores are busy with anything else, spinning made a 2-thread training step 4x slower than
+# a 1-thread one (benchmarks/RESULTS.md). Read once, when torch loads; export to override.
+OMP_WAIT_POLICY ?= PASSIVE
+export OMP_WAIT_POLICY
 # Jupyter refuses to run as root (containers, some cloud VMs) unless told it may.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
