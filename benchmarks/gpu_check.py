@@ -174,11 +174,11 @@ def bench_matrix(ctx: Ctx) -> dict:
 
 def epoch(ctx: Ctx) -> dict:
     dev = ctx.device
-    n = ctx.size(50_000, 512)
+    n = ctx.size(50_000, 256)
     cfg = dataclasses.replace(get_profile("gpu").train, dataset="shapes", train_size=n,
                               epochs=2, knn_every=0, device=str(dev), progress=False,
                               out=str(ctx.out / "run"),
-                              batch_size=ctx.size(512, 64))
+                              batch_size=ctx.size(512, 32))
     if ctx.dry:
         cfg = dataclasses.replace(cfg, encoder="small_cnn", encoder_width=8)
     if dev.type == "cuda":
@@ -218,7 +218,8 @@ def evaluation(ctx: Ctx) -> dict:
 def resume(ctx: Ctx) -> dict:
     dev = ctx.device
     cfg = dataclasses.replace(get_profile("ci").train, device=str(dev), epochs=2,
-                              train_size=ctx.size(4096, 512), batch_size=64, knn_every=0,
+                              train_size=ctx.size(4096, 256), batch_size=ctx.size(64, 32),
+                              knn_every=0,
                               progress=False)
     steps = cfg.train_size // cfg.batch_size
     with tempfile.TemporaryDirectory() as tmp, _quiet():
