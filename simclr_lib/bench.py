@@ -278,50 +278,65 @@ def _rss_kib(field: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def _peak_rss_child(impl: str, n: int, dim: int, queue) -> None:
+def _peak_rss_child(cases: list[tuple[str, int]], dim: int, queue) -> None:
     torch.set_num_threads(1)
-    _loss_pass(impl, 8, dim, torch.device("cpu"))()  # start autograd's machinery first
-    run = _loss_pass(impl, n, dim, torch.device("cpu"))
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak resident size (VmHWM) to the current one
-    before = _rss_kib("VmRSS")
-    run()
-    queue.put((_rss_kib("VmHWM") - before) * 1024)
+    _loss_pass("naive", 8, dim, torch.device("cpu"))()  # start autograd's machinery first
+    peaks = []
+    for impl, n in cases:
+        run = _loss_pass(impl, n, dim, torch.device("cpu"))
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak resident size (VmHWM) to the current one
+        before = _rss_kib("VmRSS")
+        run()
+        peaks.append((_rss_kib("VmHWM") - before) * 1024)
+        del run  # its tensors go back to the system (see peak_memories)
+    queue.put(peaks)
 
 
-def peak_memory(impl: str, n: int, dim: int, device: torch.device) -> int | None:
-    """Peak bytes one forward + backward adds.
+def peak_memories(cases: list[tuple[str, int]], dim: int,
+                  device: torch.device) -> list[int | None]:
+    """Peak bytes one forward + backward adds, for each ``(implementation, N)``.
 
     On CUDA, the caching allocator's statistics. On a CPU, the growth of the peak resident
-    memory (VmHWM, reset just before) of a fresh process in which glibc returns every block
-    of 64 KiB or more to the system when it is freed (so a freed matrix is not silently
-    reused): page-granular, and ``None`` where ``/proc`` cannot do this (not Linux).
+    memory (VmHWM, reset before each case) of one fresh process in which glibc returns every
+    block of 64 KiB or more to the system when it is freed (so a freed matrix is not
+    silently reused by the next case): page-granular, and ``None`` where ``/proc`` cannot do
+    this (not Linux).
     """
     if device.type == "cuda":
-        run = _loss_pass(impl, n, dim, device)
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        run()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - base
+        peaks = []
+        for impl, n in cases:
+            run = _loss_pass(impl, n, dim, device)
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            run()
+            torch.cuda.synchronize(device)
+            peaks.append(torch.cuda.max_memory_allocated(device) - base)
+            del run
+        return peaks
     if not os.path.exists("/proc/self/clear_refs"):
-        return None
+        return [None] * len(cases)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     old = os.environ.get("MALLOC_MMAP_THRESHOLD_")
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"  # read by the child's glibc at start
     try:
-        proc = ctx.Process(target=_peak_rss_child, args=(impl, n, dim, queue))
+        proc = ctx.Process(target=_peak_rss_child, args=(cases, dim, queue))
         proc.start()
     finally:
         if old is None:
             del os.environ["MALLOC_MMAP_THRESHOLD_"]
         else:
             os.environ["MALLOC_MMAP_THRESHOLD_"] = old
-    value = queue.get(timeout=600)
+    peaks = queue.get(timeout=1800)
     proc.join()
-    return value
+    return peaks
+
+
+def peak_memory(impl: str, n: int, dim: int, device: torch.device) -> int | None:
+    """:func:`peak_memories` of one case."""
+    return peak_memories([(impl, n)], dim, device)[0]
 
 
 def ntxent_comparison(sizes: list[int], dim: int = 128, device: str = "auto", repeats: int = 3,
@@ -345,8 +360,11 @@ def ntxent_comparison(sizes: list[int], dim: int = 128, device: str = "auto", re
         del runs
         for impl in NT_XENT_IMPLEMENTATIONS:
             row[f"{impl}_s"] = statistics.median(times[impl])
-            row[f"{impl}_bytes"] = peak_memory(impl, n, dim, dev) if memory else None
         rows.append(row)
+    cases = [(impl, n) for n in sizes for impl in NT_XENT_IMPLEMENTATIONS]
+    peaks = peak_memories(cases, dim, dev) if memory else [None] * len(cases)
+    for (impl, n), peak in zip(cases, peaks, strict=True):
+        next(r for r in rows if r["n"] == n)[f"{impl}_bytes"] = peak
     return rows
 
 
@@ -431,7 +449,9 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.compile:
         changes["compile"] = True
     cfg = dataclasses.replace(cfg, **changes)
-    workers = [0, usable_cores()] if args.workers is None else args.workers
+    # The quick version tries one worker count (all cores); benchmarks/bench_pretrain.py
+    # tries every count from 0 to the number of cores.
+    workers = [usable_cores()] if args.workers is None else args.workers
     r = pretrain_comparison(cfg, steps=args.steps, warmup=args.warmup, worker_counts=workers,
                             lightly=not args.no_lightly)
     print(format_pretrain(r, cfg, args.steps))

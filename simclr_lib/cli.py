@@ -153,7 +153,8 @@ def _bench_parser(sub) -> None:
     _flag(p, "steps", type=int, default=10, metavar="N", help="timed steps per measurement")
     _flag(p, "warmup", type=int, default=2, metavar="N", help="untimed steps first")
     _flag(p, "workers", type=int, nargs="+", metavar="N",
-          help="DataLoader worker counts to try for (b) and (c) (default: 0 and all cores)")
+          help="DataLoader worker counts to try for (b) and (c), keeping the best (default: all "
+          "cores only; benchmarks/bench_pretrain.py tries 0 to all)")
     _flag(p, "ntxent_sizes", type=int, nargs="+", default=[256, 1024], metavar="N",
           help="numbers of pairs N for the NT-Xent comparison")
     _flag(p, "no_lightly", action="store_true", help="skip (c) even if lightly is installed")
