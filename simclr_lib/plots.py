@@ -165,8 +165,8 @@ def plot_simclr_overview(images: Sequence[Any] | None = None,
         edge = colour[stage] if stage else _MUTED
         x0, y0 = x - side / 2, y - side / 2
         if picture is not None:
-            ax.imshow(picture, extent=(x0, x0 + side, y0, y0 + side), interpolation="nearest",
-                      zorder=1)
+            ax.imshow(picture, extent=(x0, x0 + side, y0, y0 + side), zorder=1,
+                      interpolation="antialiased")  # smooth when a photo is shrunk
         else:
             ax.text(x, y, label, ha="center", va="center", fontsize=17, zorder=2)
         frame = Rectangle((x0, y0), side, side, fill=False, edgecolor=edge, linewidth=2,
