@@ -104,6 +104,134 @@ def _class_style(c: int, num_classes: int) -> tuple[str, str]:
     return PALETTE[c % len(PALETTE)], MARKERS[(c // len(PALETTE) + c) % len(MARKERS)]
 
 
+OVERVIEW_STAGES = ("augment", "encoder", "head", "loss")
+_MUTED = "#555555"
+
+
+def plot_simclr_overview(images: Sequence[Any] | None = None,
+                         highlight: str | Sequence[str] | None = None) -> Figure:
+    """SimCLR in one picture: the paper's Figure 2, drawn from left to right.
+
+    An image ``x`` becomes two views ``x~_i = t(x)`` and ``x~_j = t'(x)`` (``t, t' ~ T``,
+    two random draws of one augmentation pipeline); the same encoder ``f`` maps each view
+    to a representation ``h``, the same projection head ``g`` maps ``h`` to ``z``, and
+    the contrastive loss (NT-Xent) maximises the agreement of ``z_i`` and ``z_j``. After
+    training ``g`` is thrown away and ``h = f(x)`` is kept (Chen et al. 2020, Figure 2 and
+    Section 2.1). Each stage is labelled with the course notebook that builds it.
+
+    Introduced in notebooks/01_augmentations.ipynb; notebooks 02 and 03 highlight their part.
+
+    Args:
+        images: optional ``(x, x_i, x_j)``: an image and two augmented views of it, each
+            (3, H, W) uint8 or float, drawn in place of the symbols ``x``, ``x~_i``,
+            ``x~_j``.
+        highlight: stage(s) to draw in colour, the rest in grey: ``"augment"`` (the views),
+            ``"encoder"`` (``f`` and ``h``), ``"head"`` (``g`` and ``z``), ``"loss"``; a
+            name or a sequence of names. ``None``: every stage in colour.
+
+    Returns:
+        A Figure with 1 axes (and 3 images when ``images`` is given). Artists of a stage
+        carry the gid ``"stage:<name>"``.
+
+    Raises:
+        ValueError: for an unknown stage, or ``images`` that are not three images.
+
+    Example:
+        >>> fig = plot_simclr_overview(highlight="loss")
+        >>> len(fig.axes)
+        1
+    """
+    names = [highlight] if isinstance(highlight, str) else list(highlight or OVERVIEW_STAGES)
+    unknown = [s for s in names if s not in OVERVIEW_STAGES]
+    if unknown or not names:
+        raise ValueError(f"unknown stage(s) {unknown or names}; choose from "
+                         f"{', '.join(OVERVIEW_STAGES)}")
+    if images is not None:
+        if len(images) != 3:
+            raise ValueError(f"images must be (x, x_i, x_j), got {len(images)} images")
+        pictures = [to_numpy_images(img)[0] for img in images]
+    colour = dict(zip(OVERVIEW_STAGES, (PALETTE[1], PALETTE[0], PALETTE[2], PALETTE[3]),
+                      strict=True))
+    colour = {s: (c if s in names else "#AAAAAA") for s, c in colour.items()}
+
+    fig = _figure(figsize=(9.4, 3.9))
+    fig.set_layout_engine("none")
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 18.8)
+    ax.set_ylim(0, 7.8)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    top, bottom, side = 5.5, 2.2, 1.7  # rows of the two branches; side of the image boxes
+
+    def box(x: float, y: float, label: str, stage: str | None, picture: Any = None) -> None:
+        edge = colour[stage] if stage else _MUTED
+        x0, y0 = x - side / 2, y - side / 2
+        if picture is not None:
+            ax.imshow(picture, extent=(x0, x0 + side, y0, y0 + side), zorder=1,
+                      interpolation="antialiased")  # smooth when a photo is shrunk
+        else:
+            ax.text(x, y, label, ha="center", va="center", fontsize=17, zorder=2)
+        frame = Rectangle((x0, y0), side, side, fill=False, edgecolor=edge, linewidth=2,
+                          zorder=2)
+        frame.set_gid(f"stage:{stage}" if stage else "input")
+        ax.add_patch(frame)
+
+    def vector(x: float, y: float, label: str, stage: str) -> None:
+        text = ax.text(x, y, label, ha="center", va="center", fontsize=15, zorder=2,
+                       bbox=dict(boxstyle="round,pad=0.35", facecolor="white",
+                                 edgecolor=colour[stage], linewidth=2))
+        text.set_gid(f"stage:{stage}")
+
+    def arrow(x0: float, y0: float, x1: float, y1: float, stage: str, label: str = "",
+              below: bool = False, both: bool = False) -> None:
+        a = ax.annotate("", xy=(x1, y1), xytext=(x0, y0), zorder=1, arrowprops=dict(
+            arrowstyle="<|-|>" if both else "-|>", color=colour[stage], linewidth=2,
+            shrinkA=0, shrinkB=0, mutation_scale=16))
+        a.set_gid(f"stage:{stage}")
+        if label:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + (-0.45 if below else 0.45), label,
+                    ha="center", va="top" if below else "bottom", fontsize=12,
+                    color=colour[stage] if colour[stage] != "#AAAAAA" else _MUTED)
+
+    # input x, its two views, and the augmentation arrows t and t'
+    xs = {"x": 1.2, "view": 5.0, "h": 8.9, "z": 12.8}
+    middle = (top + bottom) / 2
+    box(xs["x"], middle, "$x$", None, pictures[0] if images is not None else None)
+    for row, (t, v, i) in enumerate(((r"$t \sim \mathcal{T}$", r"$\tilde{x}_i$", "i"),
+                                     (r"$t' \sim \mathcal{T}$", r"$\tilde{x}_j$", "j"))):
+        y = (top, bottom)[row]
+        arrow(xs["x"] + side / 2, middle + (0.3 if row == 0 else -0.3), xs["view"] - side / 2,
+              y, "augment")
+        ax.text(2.95, (middle + y) / 2 + (0.35 if row == 0 else -0.35), t, fontsize=12,
+                ha="center", va="bottom" if row == 0 else "top",
+                color=colour["augment"] if "augment" in names else _MUTED)
+        box(xs["view"], y, v, "augment", pictures[1 + row] if images is not None else None)
+        arrow(xs["view"] + side / 2, y, xs["h"] - 0.55, y, "encoder",
+              r"$f(\cdot)$ encoder", below=row == 1)
+        vector(xs["h"], y, f"$h_{i}$", "encoder")
+        arrow(xs["h"] + 0.55, y, xs["z"] - 0.5, y, "head", r"$g(\cdot)$ head", below=row == 1)
+        vector(xs["z"], y, f"$z_{i}$", "head")
+    arrow(xs["z"], top - 0.55, xs["z"], bottom + 0.55, "loss", both=True)
+    ax.text(xs["z"] + 0.45, middle, "maximise agreement\n(NT-Xent loss):\nthe two views\n"
+            "of one image", ha="left", va="center", fontsize=11,
+            color=colour["loss"] if "loss" in names else _MUTED)
+
+    # what is kept, what is thrown away, and which notebook builds what
+    ax.text((xs["view"] + xs["z"]) / 2, middle, "the same $f$ and $g$ for both views",
+            fontsize=10, color=_MUTED, ha="center", va="center", style="italic")
+    ax.text(9.4, 0.15, "After training, $g$ is thrown away and the representation "
+            "$h = f(x)$ is kept for downstream tasks.", fontsize=11, color=_MUTED,
+            ha="center", va="bottom")
+    tags = (((xs["x"] + xs["view"]) / 2, "01 augmentations", ("augment",)),
+            ((xs["view"] + xs["z"]) / 2 + 1.2, "02 encoder and head", ("encoder", "head")),
+            (xs["z"] + 2.4, "03 NT-Xent loss", ("loss",)))
+    for x, tag, stages in tags:
+        lit = len(names) < len(OVERVIEW_STAGES) and any(s in names for s in stages)
+        ax.text(x, 7.65, tag, ha="center", va="top", fontsize=11, color=_MUTED,
+                fontweight="bold" if lit else "normal")
+    return fig
+
+
 def show_views(images: Any, views_i: Any = None, views_j: Any = None, n: int = 8,
                titles: Sequence[str] | None = None) -> Figure:
     """A row of images, or columns of (image, view ``x_i``, view ``x_j``).

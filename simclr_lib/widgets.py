@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
+from IPython.display import Image as DisplayImage
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -52,6 +53,8 @@ DPI = 100          # explorer figures: 100 pixels per inch, the notebook figures
 MAX_WIDTH = 760    # px: the widest explorer picture (01's three photos take 620)
 NARROW = 460       # px: pictures with small text (03's tick labels) keep to this width
 GREY = "#999999"   # negatives
+LOOKALIKE = PALETTE[5]  # reddish purple: the look-alike (hard) negatives of the toy batch
+LOOKALIKE_SPREAD = 0.5  # toy images: look-alike pair centre + this much noise per dimension
 TRACK_WIDTH = 190  # px of every slider's track, whatever the length of its label
 READOUT_WIDTH = 64  # px reserved for a slider's value
 
@@ -130,6 +133,26 @@ class Explorer:
         self._holding = False
         for control in controls.values():
             control.observe(self._on_change, names="value")
+
+    def snapshot(self) -> DisplayImage:
+        """The picture shown now, as a plain PNG output to ``display`` beside the widget.
+
+        A static copy of a notebook (GitHub, an HTML export) shows no sliders and, with
+        them, no picture; this one is an ordinary image output, so it is there too. It is
+        exactly the PNG of :attr:`image` (drawn once first if :meth:`update` was never
+        called), at its natural size.
+
+        Returns:
+            An ``IPython.display.Image`` (PNG).
+
+        Example:
+            >>> ex = temperature_explorer(n=4)
+            >>> ex.snapshot().data[:4]
+            b'\\x89PNG'
+        """
+        if self.figure is None:
+            self.update()
+        return DisplayImage(data=bytes(self.image.value), format="png")
 
     def values(self) -> dict[str, Any]:
         """The current value of every control, by name."""
@@ -325,17 +348,38 @@ def _toy_embeddings(n: int, dim: int, noise: float, seed: int,
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Toy pairs: images come in look-alike pairs (2k, 2k+1), views are noisy copies.
 
-    The look-alike of each image is a *hard negative*: nearly as similar as the positive.
+    The look-alike of each image (``k ^ 1``) is a *hard negative*: less similar than the
+    positive, more similar than every other negative (for the defaults of
+    :func:`temperature_explorer` this holds for every anchor; tested).
     """
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn((n + 1) // 2, dim, generator=g).repeat_interleave(2, dim=0)[:n]
-    images = centres + 0.7 * torch.randn(n, dim, generator=g)  # (N, D)
+    images = centres + LOOKALIKE_SPREAD * torch.randn(n, dim, generator=g)  # (N, D)
     z1 = images + noise * torch.randn(n, dim, generator=g)
     z2 = images + noise * torch.randn(n, dim, generator=g)
     return z1, z2
 
 
-def _temperature_figure(n: int, taus: list[float], curve: list[float],
+def lookalike_columns(anchor: int, n: int) -> list[int]:
+    """Columns of the look-alike (hard) negatives of ``anchor`` in the toy batch.
+
+    In the toy batch of :func:`temperature_explorer` image ``k`` looks like image ``k ^ 1``;
+    with the ``[z1; z2]`` layout, both views of that image are hard negatives of both views
+    of image ``k``.
+
+    Args:
+        anchor: row of the (2N, 2N) similarity matrix.
+        n: number of pairs N.
+
+    Returns:
+        The (at most two) columns, in increasing order; none when N is odd and ``anchor``
+        is a view of the last image, which has no look-alike.
+    """
+    twin = (anchor % n) ^ 1
+    return [twin, twin + n] if twin < n else []
+
+
+def _temperature_figure(n: int, taus: list[float], curve: list[float], lookalikes: bool,
                         ) -> tuple[Callable[..., Figure], list[Artist]]:
     """The temperature explorer's figure, built once.
 
@@ -347,7 +391,9 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float],
     Returns:
         ``draw(temperature, anchor, positive, sims, probs, loss)``, which updates the
         figure and returns it, and the artists it changes (with those drawn over them),
-        in drawing order, for :class:`Explorer`'s ``redraw``.
+        in drawing order, for :class:`Explorer`'s ``redraw``. With ``lookalikes`` the
+        look-alike negatives of the toy batch (:func:`lookalike_columns`) get their own
+        colour.
     """
     cols = list(range(2 * n))
     uniform, chance = 1 / (2 * n - 1), float(np.log(2 * n - 1))
@@ -382,11 +428,15 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float],
     ax_loss.set_xlabel("temperature τ")
     ax_loss.set_ylabel("NT-Xent")
 
-    ax_p.legend(handles=[
-        Patch(color=GOOD, label="positive (other view)"), Patch(color=GREY, label="negatives"),
-        Patch(color=BAD, alpha=0.15, label="the anchor itself (masked)"),
-        Line2D([], [], color=PALETTE[0], ls=":", label=f"uniform 1/(2N-1) = {uniform:.3f}"),
-    ], loc="upper center", bbox_to_anchor=(0.5, -0.32), ncols=2, fontsize=9, frameon=False)
+    handles = [Patch(color=GOOD, label="positive (other view)"),
+               Patch(color=GREY, label="negatives")]
+    if lookalikes:
+        handles.append(Patch(color=LOOKALIKE, label="look-alikes (hard negatives)"))
+    handles += [Patch(color=BAD, alpha=0.15, label="the anchor itself (masked)"),
+                Line2D([], [], color=PALETTE[0], ls=":",
+                       label=f"uniform 1/(2N-1) = {uniform:.3f}")]
+    ax_p.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncols=2,
+                fontsize=9, frameon=False)
     ax_loss.legend(handles=[
         Line2D([], [], color="gray", ls="--", label=f"ln(2N-1) = {chance:.3f}"),
         Line2D([], [], color=PALETTE[1], label="current τ"),
@@ -397,8 +447,9 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float],
     def draw(temperature: float, anchor: int, positive: int, sims: list[float],
              probs: list[float], loss: float) -> Figure:
         nonlocal fixed
+        hard = lookalike_columns(anchor, n) if lookalikes else []
         for k, (s_bar, p_bar) in enumerate(zip(sim_bars, p_bars, strict=True)):
-            colour = GOOD if k == positive else GREY
+            colour = GOOD if k == positive else LOOKALIKE if k in hard else GREY
             s_bar.set_height(sims[k])
             s_bar.set_facecolor(colour)
             p_bar.set_height(probs[k])
@@ -426,7 +477,7 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float],
 
 
 def temperature_explorer(z1: torch.Tensor | None = None, z2: torch.Tensor | None = None, *,
-                         n: int = 8, dim: int = 16, noise: float = 0.5,
+                         n: int = 8, dim: int = 64, noise: float = 0.3,
                          temperature: float = 0.5, anchor: int = 0, seed: int = 0,
                          ) -> Explorer:
     """A temperature slider showing how NT-Xent's softmax over candidates sharpens.
@@ -439,14 +490,22 @@ def temperature_explorer(z1: torch.Tensor | None = None, z2: torch.Tensor | None
     dominate the gradient; as it grows, the softmax flattens towards uniform and the loss
     tends to ``ln(2N - 1)`` (Chen et al. 2020, Section 5.1 and Table 5).
 
+    The toy batch (no ``z1``, ``z2``) has images in look-alike pairs: each anchor's two
+    look-alike candidates (:func:`lookalike_columns`, drawn in their own colour) are less
+    similar than its positive and more similar than any other negative, so at a moderate
+    ``tau`` (0.1 to 0.5) they take most of the negatives' probability, and at a very low
+    one the positive takes nearly all of it.
+
     Introduced in notebooks/03_nt_xent_loss.ipynb.
 
     Args:
-        z1: (N, D) first-view embeddings; ``None`` draws toy ones (``z2 = z1 + noise``).
+        z1: (N, D) first-view embeddings; ``None`` draws a toy batch: images in
+            look-alike pairs, each view the image plus Gaussian noise.
         z2: (N, D) second-view embeddings, row ``i`` pairs with ``z1[i]``.
         n: number of pairs N of the toy embeddings.
         dim: dimension D of the toy embeddings.
-        noise: how far the toy positives lie from their anchors.
+        noise: standard deviation of the toy views around their image, per dimension
+            (look-alike images lie ``LOOKALIKE_SPREAD`` = 0.5 around their shared centre).
         temperature: initial ``tau``, in [0.01, 10].
         anchor: initial anchor row, in [0, 2N).
         seed: seed of the toy embeddings.
@@ -463,7 +522,8 @@ def temperature_explorer(z1: torch.Tensor | None = None, z2: torch.Tensor | None
     """
     if (z1 is None) != (z2 is None):
         raise ValueError("give both z1 and z2, or neither (for toy embeddings)")
-    if z1 is None:
+    toy = z1 is None
+    if toy:
         z1, z2 = _toy_embeddings(n, dim, noise, seed)
     if z1.dim() != 2 or z1.shape != z2.shape or z1.shape[0] < 2:
         raise ValueError("z1 and z2 must both have shape (N, D) with N >= 2, got "
@@ -474,7 +534,7 @@ def temperature_explorer(z1: torch.Tensor | None = None, z2: torch.Tensor | None
     with torch.no_grad(), _one_thread():
         curve = torch.stack([nt_xent(z1, z2, float(t)) for t in taus])  # (61,)
         cosine, labels = similarity_logits(z1, z2, temperature=1.0)  # (2N, 2N), (2N,)
-    draw, redraw = _temperature_figure(n, taus.tolist(), curve.tolist())
+    draw, redraw = _temperature_figure(n, taus.tolist(), curve.tolist(), lookalikes=toy)
 
     def render(temperature: float, anchor: int) -> Figure:
         with torch.no_grad(), _one_thread():

@@ -138,6 +138,18 @@ def markdown_words(nb: dict) -> int:
     return len(markdown(nb).split())
 
 
+def explorer_problems(nb: dict) -> list[str]:
+    """Cells that display an explorer's sliders without its picture as a plain output.
+
+    A static copy of a notebook (GitHub, HTML) shows no widgets; ``Explorer.snapshot()``
+    displayed in the same cell is the picture it shows instead.
+    """
+    return [f"cell {i} displays an explorer's .widget without display(....snapshot())"
+            for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "code"
+            and re.search(r"display\(\s*\w+\.widget\s*\)", source(cell))
+            and not re.search(r"display\(\s*\w+\.snapshot\(\)\s*\)", source(cell))]
+
+
 def profile_cells(nb: dict) -> list[int]:
     return [i for i, c in enumerate(nb["cells"])
             if c["cell_type"] == "code" and "get_profile(" in source(c)]
@@ -201,6 +213,11 @@ def test_exactly_one_cell_reads_the_profile_near_the_top(notebook):
     assert "torch.manual_seed(" in "\n".join(source(c) for c in nb["cells"][:cells[0] + 1])
 
 
+def test_every_explorer_also_shows_a_plain_picture(notebook):
+    path, nb = notebook
+    assert explorer_problems(nb) == [], path.name
+
+
 def test_links_to_other_notebooks_resolve(notebook):
     path, nb = notebook
     for target in re.findall(r"\]\(([^)\s]+\.(?:ipynb|md))\)", markdown(nb)):
@@ -218,6 +235,18 @@ def test_every_notebook_has_the_same_colab_install_block():
         assert block == reference, (
             f"{name}: its set-up cell's `if \"google.colab\" in sys.modules:` block differs "
             f"from {NOTEBOOKS[0].name}'s; copy that block unchanged")
+
+
+def test_notebook_01_introduces_the_course_and_draws_simclr_first():
+    """The course starts with a map of all seven notebooks and the paper's Figure 2."""
+    nb = load(NOTEBOOK_DIR / "01_augmentations.ipynb")
+    intro = source(nb["cells"][0])
+    for number in ("01", "02", "03", "04", "05", "06", "07"):
+        assert re.search(rf"^\|\s*{number}\s*\|", intro, re.M), f"no row for notebook {number}"
+    first_section = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown"
+                         and re.search(r"^## 2\.", source(c), re.M))
+    assert any("plot_simclr_overview(" in source(c) for c in code_cells(
+        {"cells": nb["cells"][:first_section]})), "draw the overview before Section 2"
 
 
 def test_course_map_lists_every_notebook():
@@ -282,6 +311,15 @@ def test_colab_block_reader_finds_one_block_in_the_first_code_cell():
     for bad in ("x = 1", f"{block}\n{block}"):
         with pytest.raises(ValueError, match="one `if"):
             colab_check.colab_block(_notebook(_cell("code", bad)))
+
+
+def test_explorer_checker_wants_the_snapshot_beside_the_widget():
+    live_only = _notebook(_cell("code", "ex = temperature_explorer()\ndisplay(ex.widget)"))
+    assert explorer_problems(live_only) == [
+        "cell 0 displays an explorer's .widget without display(....snapshot())"]
+    both = _notebook(_cell("code", "display(ex.widget)\ndisplay(ex.snapshot())"))
+    assert explorer_problems(both) == []
+    assert explorer_problems(_notebook(_cell("markdown", "display(ex.widget)"))) == []
 
 
 def test_heading_checker_catches_missing_and_misordered_headings():

@@ -21,6 +21,7 @@ from simclr_lib.plots import (  # noqa: E402
     plot_history,
     plot_knn_grid,
     plot_label_efficiency,
+    plot_simclr_overview,
     plot_similarity,
     plot_tsne,
     show_views,
@@ -68,6 +69,53 @@ def test_show_views(dtype, tmp_path):
         show_views(x, x[:2], n=4)
     with pytest.raises(ValueError, match="images must be"):
         show_views(torch.rand(4, 5, 8, 8))
+
+
+def _stage_colours(fig):
+    """Edge colour of every stage-tagged box, arrow or vector, by stage."""
+    colours = {}
+    for artist in fig.axes[0].findobj():
+        gid = artist.get_gid() or ""
+        if gid.startswith("stage:"):
+            if hasattr(artist, "arrow_patch") and artist.arrow_patch is not None:
+                artist = artist.arrow_patch
+            elif hasattr(artist, "get_bbox_patch") and artist.get_bbox_patch() is not None:
+                artist = artist.get_bbox_patch()
+            colours.setdefault(gid.removeprefix("stage:"), set()).add(
+                matplotlib.colors.to_hex(artist.get_edgecolor()))
+    return colours
+
+
+def test_plot_simclr_overview_draws_the_papers_figure_2(tmp_path):
+    fig = plot_simclr_overview()
+    check(fig, 1, tmp_path)
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for part in (r"$f(\cdot)$", r"$g(\cdot)$", "$h_i$", "$h_j$", "$z_i$", "$z_j$",
+                 r"$\tilde{x}_i$", r"$\tilde{x}_j$", r"$t \sim \mathcal{T}$",
+                 "maximise agreement", "thrown away", "01 augmentations", "03 NT-Xent"):
+        assert part in texts, part
+    colours = _stage_colours(fig)
+    assert set(colours) == set(plots.OVERVIEW_STAGES)
+    assert all(len(c) == 1 and "#aaaaaa" not in c for c in colours.values())  # all in colour
+    assert len({c.pop() for c in colours.values()}) == 4  # one colour per stage
+
+
+def test_plot_simclr_overview_highlights_stages_and_shows_images(tmp_path):
+    colours = _stage_colours(plot_simclr_overview(highlight=("encoder", "head")))
+    assert colours["augment"] == colours["loss"] == {"#aaaaaa"}  # greyed out
+    assert "#aaaaaa" not in colours["encoder"] | colours["head"]
+    x = images(3, size=16)
+    fig = plot_simclr_overview(images=(x[0], x[1].float() / 255, x[2]), highlight="augment")
+    check(fig, 1, tmp_path)
+    shown = fig.axes[0].get_images()
+    assert len(shown) == 3
+    np.testing.assert_allclose(shown[0].get_array(), x[0].permute(1, 2, 0).numpy() / 255,
+                               atol=1e-6)
+    assert r"$\tilde{x}_i$" not in [t.get_text() for t in fig.axes[0].texts]  # pictures
+    with pytest.raises(ValueError, match="unknown stage"):
+        plot_simclr_overview(highlight="decoder")
+    with pytest.raises(ValueError, match=r"\(x, x_i, x_j\)"):
+        plot_simclr_overview(images=(x[0], x[1]))
 
 
 def test_plot_histograms(tmp_path):

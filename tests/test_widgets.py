@@ -2,6 +2,7 @@
 
 import io
 
+import matplotlib.colors
 import numpy as np
 import pytest
 import torch
@@ -10,11 +11,13 @@ from PIL import Image
 
 from simclr_lib.shapes import make_shapes
 from simclr_lib.widgets import (
+    LOOKALIKE,
     MAX_WIDTH,
     NARROW,
     Explorer,
     _png,
     augmentation_explorer,
+    lookalike_columns,
     temperature_explorer,
 )
 
@@ -124,6 +127,62 @@ def test_anchor_slider_moves_the_positive():
     for anchor, positive in [(0, 3), (4, 1)]:
         p = _probabilities(ex.update(anchor=anchor))
         assert int(p.argmax()) == positive
+
+
+def _similarities(fig: Figure) -> np.ndarray:
+    """Bar heights of the similarity panel (the top axes)."""
+    (bars,) = fig.axes[0].containers
+    return np.array([bar.get_height() for bar in bars])
+
+
+def _bar_colours(fig: Figure) -> list[str]:
+    (bars,) = fig.axes[1].containers
+    return [matplotlib.colors.to_hex(bar.get_facecolor()) for bar in bars]
+
+
+def test_lookalike_columns_are_both_views_of_the_twin_image():
+    assert lookalike_columns(0, 8) == [1, 9]
+    assert lookalike_columns(9, 8) == [0, 8]   # view 2 of image 1: twin is image 0
+    assert lookalike_columns(13, 8) == [4, 12]
+    assert lookalike_columns(2, 3) == [] and lookalike_columns(5, 3) == []  # no twin
+
+
+@pytest.mark.parametrize("n", [8, 6])
+def test_toy_batch_has_a_hard_negative_for_every_anchor(n):
+    """As promised in notebook 03: with the defaults, each anchor's look-alikes are less
+    similar than its positive and more similar than every other negative, so at a moderate
+    temperature they get more probability than any other negative."""
+    ex = temperature_explorer(n=n)
+    for anchor in range(2 * n):
+        fig = ex.update(anchor=anchor, temperature=0.1)
+        sims, probs = _similarities(fig), _probabilities(fig)
+        positive, hard = (anchor + n) % (2 * n), lookalike_columns(anchor, n)
+        others = [k for k in range(2 * n) if k not in (anchor, positive, *hard)]
+        assert sims[hard].min() > sims[others].max() + 0.1, anchor
+        assert sims[positive] > sims[hard].max(), anchor
+        assert probs[hard].min() > 2 * probs[others].max(), anchor
+        colours = _bar_colours(fig)
+        assert {colours[k] for k in hard} == {matplotlib.colors.to_hex(LOOKALIKE)}
+        assert matplotlib.colors.to_hex(LOOKALIKE) not in {colours[k] for k in others}
+
+
+def test_own_embeddings_have_no_lookalikes():
+    z1 = torch.eye(3, 8)
+    fig = temperature_explorer(z1, z1.clone()).update()
+    assert matplotlib.colors.to_hex(LOOKALIKE) not in _bar_colours(fig)
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert not any("look-alike" in t for t in legend)
+
+
+@pytest.mark.parametrize("which", ["augmentation", "temperature"])
+def test_snapshot_is_the_picture_the_widget_shows(images, which):
+    ex = (augmentation_explorer(images, n=2) if which == "augmentation"
+          else temperature_explorer(n=4))
+    first = ex.snapshot()  # draws once when update() was never called
+    assert ex.figure is not None and first.data == bytes(ex.image.value)
+    assert first.data.startswith(b"\x89PNG") and first.format == "png"
+    ex.update(seed=5) if which == "augmentation" else ex.update(temperature=0.02)
+    assert ex.snapshot().data == bytes(ex.image.value) != first.data
 
 
 def test_update_rejects_unknown_controls_and_out_of_range_values():
