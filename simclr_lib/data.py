@@ -43,7 +43,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
-from .shapes import SHAPE_CLASSES, make_shapes
+from .shapes import SHAPE_CLASSES, make_shapes, shape_factors
 
 DATASETS = ("shapes", "cifar10", "cifar100", "stl10", "folder")
 SPLITS = {
@@ -78,6 +78,9 @@ class ImageTensorDataset(Dataset):
             largest label.
         transform: optional callable applied to each ``(3, H, W)`` uint8 image in
             ``__getitem__`` (batched augmentation instead indexes ``images`` directly).
+        meta: optional per-image metadata, ``name -> tensor`` with first dimension N
+            (``shapes``: the factors of :func:`~simclr_lib.shapes.shape_factors`, such as
+            ``meta["background"]``); :meth:`subset` and :meth:`to` keep it row-aligned.
 
     Example:
         >>> ds = ImageTensorDataset(torch.zeros(4, 3, 8, 8, dtype=torch.uint8),
@@ -88,7 +91,8 @@ class ImageTensorDataset(Dataset):
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int] | None = None,
-                 classes: Sequence[str] | None = None, transform: Callable | None = None) -> None:
+                 classes: Sequence[str] | None = None, transform: Callable | None = None,
+                 meta: dict[str, torch.Tensor] | None = None) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError("images must be a uint8 tensor of shape (N, 3, H, W), got "
                              f"{images.dtype} {tuple(images.shape)}")
@@ -100,8 +104,13 @@ class ImageTensorDataset(Dataset):
             raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
         if classes is None:
             classes = [str(i) for i in range(int(labels.max()) + 1)] if n else []
+        meta = dict(meta or {})
+        for name, value in meta.items():
+            if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != n:
+                raise ValueError(f"meta[{name!r}] must be a tensor with first dimension {n} "
+                                 f"(one row per image), got {tuple(getattr(value, 'shape', ()))}")
         self.images, self.labels, self.classes = images, labels, list(classes)
-        self.transform = transform
+        self.transform, self.meta = transform, meta
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -113,15 +122,17 @@ class ImageTensorDataset(Dataset):
         return image, int(self.labels[i])
 
     def to(self, device: torch.device | str) -> ImageTensorDataset:
-        """A new dataset with ``images`` and ``labels`` on ``device`` (same transform)."""
+        """A new dataset with ``images``, ``labels`` and ``meta`` on ``device`` (same
+        transform)."""
         return ImageTensorDataset(self.images.to(device), self.labels.to(device), self.classes,
-                                  self.transform)
+                                  self.transform, {k: v.to(device) for k, v in self.meta.items()})
 
     def subset(self, indices: torch.Tensor | Sequence[int]) -> ImageTensorDataset:
         """A new dataset holding ``images[indices]`` (a copy; indices or a boolean mask)."""
         idx = _as_index(indices).to(self.images.device)
         return ImageTensorDataset(self.images[idx], self.labels[idx], self.classes,
-                                  self.transform)
+                                  self.transform,
+                                  {k: v[idx.to(v.device)] for k, v in self.meta.items()})
 
     @property
     def image_size(self) -> int | tuple[int, int]:
@@ -426,7 +437,9 @@ def load_dataset(name: str, split: str = "train", root: str | Path = "data", *,
 
     Returns:
         An :class:`ImageTensorDataset`: ``images`` uint8 ``(N, 3, S, S)``, ``labels`` int64
-        ``(N,)``, ``classes``; or a :class:`FolderDataset` (``folder``, ``in_memory=False``).
+        ``(N,)``, ``classes`` (``shapes`` also fills ``meta`` with each image's factors of
+        variation, :func:`~simclr_lib.shapes.shape_factors`); or a :class:`FolderDataset`
+        (``folder``, ``in_memory=False``).
 
     Raises:
         ValueError: unknown name or split, or a folder without readable images.
@@ -454,7 +467,8 @@ def load_dataset(name: str, split: str = "train", root: str | Path = "data", *,
     if name == "shapes":
         n = size if size is not None else SHAPES_SPLIT_SIZES[split]
         images, labels = make_shapes(n, seed=_shapes_seed(seed, split), image_size=side)
-        return ImageTensorDataset(images, labels, SHAPE_CLASSES, transform)
+        meta = shape_factors(n, seed=_shapes_seed(seed, split))
+        return ImageTensorDataset(images, labels, SHAPE_CLASSES, transform, meta)
     images, labels, classes = _load_torchvision(name, split, root, download)
     if size is not None and size < len(labels):
         idx = _stratified_pick(labels, size, seed)
