@@ -352,7 +352,7 @@ def plot_tsne_factors(h: Any, factors: Mapping[str, tuple[Any, Sequence[str] | N
     first = next(iter(values.values()))
     idx = _stratified(first, max_points, seed)
     emb = _tsne_2d(h, idx, seed, perplexity)
-    fig = _figure(figsize=(5.0 * len(factors), 6.0))
+    fig = _figure(figsize=(4.6 * len(factors), 5.6))
     axes = fig.subplots(1, len(factors), squeeze=False)[0]
     for ax, (name, (_, names)) in zip(axes, factors.items(), strict=True):
         _scatter_groups(ax, emb, values[name][idx], names)
@@ -361,7 +361,9 @@ def plot_tsne_factors(h: Any, factors: Mapping[str, tuple[Any, Sequence[str] | N
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=min(k, 5),
                   frameon=False, markerscale=1.8, fontsize=9, columnspacing=0.8,
                   handletextpad=0.2)
-    fig.suptitle(f"One t-SNE of {title} for {len(idx)} images, coloured two ways")
+    ways = {1: "one way", 2: "two ways", 3: "three ways"}.get(len(factors),
+                                                             f"{len(factors)} ways")
+    fig.suptitle(f"One t-SNE of {title} for {len(idx)} images, coloured {ways}")
     return fig
 
 

@@ -144,6 +144,7 @@ def _templates(image_size: int) -> torch.Tensor:
 
 
 BACKGROUND_TYPES = ("solid", "gradient")  # index = shape_factors(...)["background"]
+POLARITIES = ("dark object", "light object")  # index = shape_factors(...)["polarity"]
 
 
 def _draw_factors(n: int, g: torch.Generator) -> tuple[dict[str, torch.Tensor], int]:
@@ -156,10 +157,13 @@ def _draw_factors(n: int, g: torch.Generator) -> tuple[dict[str, torch.Tensor], 
     grad_angle = torch.rand(n, generator=g) * 2 * math.pi
     noise_std = 0.06 * torch.rand(n, generator=g)
     noise_seed = int(torch.randint(2 ** 62, (1,), generator=g))
+    # _colours keeps the object's luminance 0.12 away from every background colour's, so
+    # the object is either lighter or darker than the whole background
+    lighter = _luminance(obj) > (_luminance(bg1) + _luminance(bg2)) / 2
     factors = {"label": labels, "angle": angle, "scale": scale, "shift": shift,
                "object_colour": obj, "background_colours": torch.stack([bg1, bg2], 1),
-               "background": gradient.long(), "gradient_angle": grad_angle,
-               "noise_std": noise_std}
+               "background": gradient.long(), "polarity": lighter.long(),
+               "gradient_angle": grad_angle, "noise_std": noise_std}
     return factors, noise_seed
 
 
@@ -186,6 +190,10 @@ def shape_factors(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
         * ``background_colours`` (n, 2, 3): the gradient's end colours, RGB in [0, 1]
           (equal for a solid background); ``gradient_angle`` (n,) its direction, radians;
         * ``object_colour`` (n, 3): RGB in [0, 1];
+        * ``polarity`` (n,) int64: index into :data:`POLARITIES`, 1 when the object is
+          lighter (in luminance) than its background, 0 when it is darker; no image is
+          in between, so the polarity survives grayscale and every colour jitter that
+          keeps the order of brightnesses;
         * ``angle`` (n,) rotation in radians, ``scale`` (n,) object radius as a fraction
           of the half-width, ``shift`` (n, 2) centre offset in [-1, 1] image units (x, y);
         * ``noise_std`` (n,): standard deviation of the pixel noise, in [0, 0.06].

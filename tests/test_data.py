@@ -26,7 +26,13 @@ from simclr_lib.data import (
     load_dataset,
     train_val_split,
 )
-from simclr_lib.shapes import BACKGROUND_TYPES, SHAPE_CLASSES, make_shapes, shape_factors
+from simclr_lib.shapes import (
+    BACKGROUND_TYPES,
+    POLARITIES,
+    SHAPE_CLASSES,
+    make_shapes,
+    shape_factors,
+)
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck"]
@@ -94,7 +100,8 @@ def test_shape_factors_describe_the_images():
     images, labels = make_shapes(n, seed=seed)
     f = shape_factors(n, seed=seed)
     assert torch.equal(f["label"], labels)
-    for name, shape in (("background", (n,)), ("background_colours", (n, 2, 3)),
+    for name, shape in (("background", (n,)), ("polarity", (n,)),
+                        ("background_colours", (n, 2, 3)),
                         ("object_colour", (n, 3)), ("angle", (n,)), ("scale", (n,)),
                         ("shift", (n, 2)), ("gradient_angle", (n,)), ("noise_std", (n,))):
         assert f[name].shape == shape, name
@@ -103,6 +110,12 @@ def test_shape_factors_describe_the_images():
     assert 0.4 < bg.float().mean() < 0.6  # about half each, independent of the class
     c1, c2 = f["background_colours"].unbind(1)
     assert torch.equal((c1 != c2).any(1).long(), bg)  # solid: both end colours equal
+    # polarity: the object is lighter than both background end colours, or darker than both
+    lum = torch.tensor([0.299, 0.587, 0.114])
+    lo, l1, l2 = f["object_colour"] @ lum, c1 @ lum, c2 @ lum
+    lighter, darker = (lo > l1) & (lo > l2), (lo < l1) & (lo < l2)
+    assert torch.equal(f["polarity"], lighter.long()) and bool((lighter ^ darker).all())
+    assert len(POLARITIES) == 2 and 0.3 < f["polarity"].float().mean() < 0.7
     # most pixels are background, on the segment between the two end colours (a point for
     # a solid background); and some pixel shows the object's own colour
     x = images.float().div(255).permute(0, 2, 3, 1).flatten(1, 2)  # (N, P, 3)

@@ -121,6 +121,7 @@ def test_plot_tsne_factors_draws_one_embedding_coloured_per_factor(tmp_path):
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b", "c"]
     assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["solid",
                                                                             "gradient"]
+    assert fig._suptitle.get_text().endswith("coloured two ways")
     with pytest.raises(ValueError, match="factor 'bad'"):
         plot_tsne_factors(h, {"bad": (y[:10], None)})
     with pytest.raises(ValueError, match="at least one"):
