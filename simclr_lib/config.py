@@ -168,8 +168,9 @@ class Profile:
             ``None`` is the paper's ``0.05 * batch / 256``. What transfers from the paper is
             the number of steps, not of epochs: 30 epochs of 10% of ImageNet at batch 4096
             are ~940 steps, but 30 epochs of 500 ``shapes`` images at batch 256 only 60,
-            which underfits (17.6% test accuracy); 100 epochs at batch 64 (800 steps) with
-            lr 0.2 reach 75.0% against 20.9% from scratch.
+            which underfits (17.6% and 18.0% test accuracy in two runs of the ``cpu``
+            profile); 100 epochs at batch 64 (800 steps) with lr 0.2 reached 75.0% and
+            64.2%, against 20.9% from scratch (notebooks/05_evaluation.ipynb).
         demo_steps: optimisation steps of the small in-notebook demos.
     """
 

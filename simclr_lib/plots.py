@@ -416,7 +416,9 @@ def plot_accuracies(table: Mapping[str, Mapping[str, float | None]],
     ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("test accuracy (%)")
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
+               frameon=False)  # below the axes: never on top of a bar or its value
     ax.set_title(title)
     return fig
 

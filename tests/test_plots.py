@@ -137,7 +137,7 @@ def test_plot_accuracies(tmp_path):
     widths = sorted(round(p.get_width(), 6) for p in ax.patches)
     assert widths == [11.0, 15.0, 45.0, 70.0, 90.0]  # no bar for the missing kNN
     assert [t.get_text() for t in ax.get_yticklabels()] == list(table)
-    assert {"kNN", "linear", "chance"} <= {t.get_text() for t in ax.get_legend().get_texts()}
+    assert {"kNN", "linear", "chance"} <= {t.get_text() for t in fig.legends[0].get_texts()}
     assert "90.0%" in {t.get_text() for t in ax.texts}
     with pytest.raises(ValueError, match="fractions"):
         plot_accuracies({"x": {"kNN": 45.0}})
