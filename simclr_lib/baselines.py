@@ -8,8 +8,8 @@ A linear-probe accuracy means little on its own. Scored with the same protocol
 * **raw pixels**: how much any encoder adds at all;
 * a **supervised** encoder trained with cross-entropy on all labels: the ceiling.
 
-:func:`fine_tune` is the semi-supervised protocol of SimCLR (Chen et al. 2020, Section 7
-and Appendix B.5): start from the pre-trained encoder, add a linear head, and train both
+:func:`fine_tune` is the semi-supervised protocol of SimCLR (Chen et al. 2020, Section 6,
+Table 7 and Appendix B.5): start from the pre-trained encoder, add a linear head, and train both
 on a small class-balanced fraction of the labels; ``from_scratch=True`` gives the
 comparison with no pre-training.
 
@@ -262,18 +262,21 @@ def supervised_baseline(encoder_factory: Callable[[], nn.Module] | nn.Module,
             "epochs": epochs}
 
 
-def _knn_and_linear(train_h: torch.Tensor, train_y: torch.Tensor, test_h: torch.Tensor,
-                    test_y: torch.Tensor, k: int, temperature: float,
-                    probe_kwargs: dict[str, Any]) -> dict[str, Any]:
+def _knn_and_linear(train_h: torch.Tensor, train_y: torch.Tensor, val_h: torch.Tensor | None,
+                    val_y: torch.Tensor | None, test_h: torch.Tensor, test_y: torch.Tensor,
+                    k: int, temperature: float, probe_kwargs: dict[str, Any]) -> dict[str, Any]:
     knn = knn_accuracy(train_h, train_y, test_h, test_y, k=k, temperature=temperature)
-    lin = linear_probe(train_h, train_y, None, None, test_h, test_y, **probe_kwargs)
+    lin = linear_probe(train_h, train_y, val_h, val_y, test_h, test_y, **probe_kwargs)
     return {"knn_top1": knn["top1"], "knn_top5": knn["top5"], "linear_top1": lin["top1"],
-            "linear_top5": lin["top5"], "weight_decay": lin["weight_decay"]}
+            "linear_top5": lin["top5"], "linear_val_top1": lin["val_top1"],
+            "weight_decay": lin["weight_decay"]}
 
 
 def random_encoder_baseline(encoder: nn.Module | Callable[[], nn.Module],
                             train_images: torch.Tensor, train_labels: torch.Tensor,
                             test_images: torch.Tensor, test_labels: torch.Tensor, *,
+                            val_images: torch.Tensor | None = None,
+                            val_labels: torch.Tensor | None = None,
                             seed: int = 0, k: int = 200, temperature: float = 0.1,
                             batch_size: int = 512, device: torch.device | str | None = None,
                             **probe_kwargs: Any) -> dict[str, Any]:
@@ -283,32 +286,42 @@ def random_encoder_baseline(encoder: nn.Module | Callable[[], nn.Module],
         encoder: the trained encoder (only its architecture is used: see
             :func:`reinitialised`) or a factory returning a fresh one.
         train_images, train_labels, test_images, test_labels: as in :func:`fine_tune`.
+        val_images, val_labels: the validation split on which the probe's weight decay is
+            chosen, as for the SimCLR features (the same protocol); when ``None``,
+            :func:`~simclr_lib.evaluate.linear_probe` holds out part of the training set.
         seed: the random initialisation.
         k, temperature: of :func:`~simclr_lib.evaluate.knn_accuracy`.
         batch_size, device: of :func:`~simclr_lib.evaluate.extract_features`.
-        **probe_kwargs: passed to :func:`~simclr_lib.evaluate.linear_probe`, which holds out
-            part of the training set to choose the weight decay.
+        **probe_kwargs: passed to :func:`~simclr_lib.evaluate.linear_probe`.
 
     Returns:
-        ``{"knn_top1", "knn_top5", "linear_top1", "linear_top5", "weight_decay"}``.
+        ``{"knn_top1", "knn_top5", "linear_top1", "linear_top5", "linear_val_top1",
+        "weight_decay"}``: test accuracies, the probe's best validation accuracy and the
+        weight decay chosen with it.
     """
     f = _fresh_encoder(encoder, seed)
     device = torch.device(device) if device is not None else module_device(f)
     f = f.to(device)  # our own fresh copy: built on the CPU, run where we are asked to
     train_h = extract_features(f, train_images, batch_size, device)
+    val_h = extract_features(f, val_images, batch_size, device) if val_images is not None \
+        else None
     test_h = extract_features(f, test_images, batch_size, device)
-    return _knn_and_linear(train_h, train_labels, test_h, test_labels, k, temperature,
-                           probe_kwargs)
+    return _knn_and_linear(train_h, train_labels, val_h, val_labels, test_h, test_labels, k,
+                           temperature, probe_kwargs)
 
 
 def raw_pixels_baseline(train_images: torch.Tensor, train_labels: torch.Tensor,
-                        test_images: torch.Tensor, test_labels: torch.Tensor, *, k: int = 200,
+                        test_images: torch.Tensor, test_labels: torch.Tensor, *,
+                        val_images: torch.Tensor | None = None,
+                        val_labels: torch.Tensor | None = None, k: int = 200,
                         temperature: float = 0.1, **probe_kwargs: Any) -> dict[str, Any]:
     """kNN and linear probe on flattened pixels in [0, 1] (``h = x.flatten()``).
 
     Args and Returns as in :func:`random_encoder_baseline` (without the encoder).
     """
-    train_h = images_to_float(train_images.cpu()).flatten(1)  # (N, C*H*W)
-    test_h = images_to_float(test_images.cpu()).flatten(1)
-    return _knn_and_linear(train_h, train_labels, test_h, test_labels, k, temperature,
-                           probe_kwargs)
+    def pixels(x: torch.Tensor) -> torch.Tensor:
+        return images_to_float(x.cpu()).flatten(1)  # (N, C*H*W)
+
+    val_h = pixels(val_images) if val_images is not None else None
+    return _knn_and_linear(pixels(train_images), train_labels, val_h, val_labels,
+                           pixels(test_images), test_labels, k, temperature, probe_kwargs)

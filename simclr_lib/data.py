@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from .config import TrainConfig
 from .images import holds_images, load_image, open_image, resize_image, resize_tensor
 from .memory import check_fits, image_bytes
-from .shapes import SHAPE_CLASSES, make_shapes
+from .shapes import SHAPE_CLASSES, make_shapes, shape_factors
 
 DATASETS = ("shapes", "cifar10", "cifar100", "stl10", "folder")
 SPLITS = {
@@ -87,6 +87,9 @@ class ImageTensorDataset(Dataset):
         paths: optional file of each image (``folder`` datasets set them), so that every
             image, feature or embedding can be traced back to its file; kept by
             :meth:`subset` and :meth:`to`.
+        meta: optional per-image metadata, ``name -> tensor`` with first dimension N
+            (``shapes``: the factors of :func:`~simclr_lib.shapes.shape_factors`, such as
+            ``meta["background"]``); :meth:`subset` and :meth:`to` keep it row-aligned.
 
     Example:
         >>> ds = ImageTensorDataset(torch.zeros(4, 3, 8, 8, dtype=torch.uint8),
@@ -98,7 +101,8 @@ class ImageTensorDataset(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int] | None = None,
                  classes: Sequence[str] | None = None, transform: Callable | None = None,
-                 paths: Sequence[str | os.PathLike] | None = None) -> None:
+                 paths: Sequence[str | os.PathLike] | None = None,
+                 meta: dict[str, torch.Tensor] | None = None) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError("images must be a uint8 tensor of shape (N, 3, H, W), got "
                              f"{images.dtype} {tuple(images.shape)}")
@@ -112,8 +116,13 @@ class ImageTensorDataset(Dataset):
             classes = [str(i) for i in range(int(labels.max()) + 1)] if n else []
         if paths is not None and len(paths) != n:
             raise ValueError(f"paths must name one file per image ({n}), got {len(paths)}")
+        meta = dict(meta or {})
+        for name, value in meta.items():
+            if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != n:
+                raise ValueError(f"meta[{name!r}] must be a tensor with first dimension {n} "
+                                 f"(one row per image), got {tuple(getattr(value, 'shape', ()))}")
         self.images, self.labels, self.classes = images, labels, list(classes)
-        self.transform = transform
+        self.transform, self.meta = transform, meta
         self.paths = [Path(p) for p in paths] if paths is not None else None
 
     def __len__(self) -> int:
@@ -126,16 +135,19 @@ class ImageTensorDataset(Dataset):
         return image, int(self.labels[i])
 
     def to(self, device: torch.device | str) -> ImageTensorDataset:
-        """A new dataset with ``images`` and ``labels`` on ``device`` (same transform)."""
+        """A new dataset with ``images``, ``labels`` and ``meta`` on ``device`` (same
+        transform)."""
         return ImageTensorDataset(self.images.to(device), self.labels.to(device), self.classes,
-                                  self.transform, self.paths)
+                                  self.transform, self.paths,
+                                  {k: v.to(device) for k, v in self.meta.items()})
 
     def subset(self, indices: torch.Tensor | Sequence[int]) -> ImageTensorDataset:
         """A new dataset holding ``images[indices]`` (a copy; indices or a boolean mask)."""
         idx = _as_index(indices).to(self.images.device)
         paths = None if self.paths is None else [self.paths[i] for i in idx.tolist()]
         return ImageTensorDataset(self.images[idx], self.labels[idx], self.classes,
-                                  self.transform, paths)
+                                  self.transform, paths,
+                                  {k: v[idx.to(v.device)] for k, v in self.meta.items()})
 
     @property
     def image_size(self) -> int | tuple[int, int]:
@@ -518,7 +530,9 @@ def load_dataset(name: str, split: str = "train", root: str | Path = "data", *,
 
     Returns:
         An :class:`ImageTensorDataset`: ``images`` uint8 ``(N, 3, S, S)``, ``labels`` int64
-        ``(N,)``, ``classes``; or a :class:`FolderDataset` (``folder``, ``in_memory=False``).
+        ``(N,)``, ``classes`` (``shapes`` also fills ``meta`` with each image's factors of
+        variation, :func:`~simclr_lib.shapes.shape_factors`); or a :class:`FolderDataset`
+        (``folder``, ``in_memory=False``).
 
     Raises:
         ValueError: unknown name or split, or a folder without readable images.
@@ -547,7 +561,8 @@ def load_dataset(name: str, split: str = "train", root: str | Path = "data", *,
         n = size if size is not None else SHAPES_SPLIT_SIZES[split]
         check_fits(image_bytes(n, side), "cpu", f"{n} shapes images at 3x{side}x{side}")
         images, labels = make_shapes(n, seed=_shapes_seed(seed, split), image_size=side)
-        return ImageTensorDataset(images, labels, SHAPE_CLASSES, transform)
+        meta = shape_factors(n, seed=_shapes_seed(seed, split))
+        return ImageTensorDataset(images, labels, SHAPE_CLASSES, transform, meta=meta)
     images, labels, classes = _load_torchvision(name, split, root, download)
     if size is not None and size < len(labels):
         idx = _stratified_pick(labels, size, seed)

@@ -1,11 +1,11 @@
 """How good is ``h``? Frozen features, kNN, linear probe, logistic regression, label efficiency.
 
-SimCLR (Chen et al., ICML 2020, Section 2.3 and Appendix B.6) judges a representation by
-the *linear evaluation protocol*: freeze the encoder ``f``, compute ``h = f(x)`` for every
-image (no augmentation) and train a linear classifier on top. A weighted k-nearest-
-neighbour classifier on the same features (Wu et al., "Unsupervised Feature Learning via
-Non-Parametric Instance Discrimination", CVPR 2018) needs no training at all, so it is the
-usual monitor during pre-training.
+SimCLR (Chen et al., ICML 2020, Section 2.3 and Appendices B.6 and B.8) judges a
+representation by the *linear evaluation protocol*: freeze the encoder ``f``, compute
+``h = f(x)`` for every image (no augmentation) and train a linear classifier on top. A
+weighted k-nearest-neighbour classifier on the same features (Wu et al., "Unsupervised
+Feature Learning via Non-Parametric Instance Discrimination", CVPR 2018) needs no training
+at all, so it is the usual monitor during pre-training.
 
 Every function here takes precomputed tensors, so the same features can be scored many
 ways without touching the encoder again. Related modules, one level up:
@@ -298,10 +298,11 @@ def linear_probe(train_h: torch.Tensor, train_y: torch.Tensor, val_h: torch.Tens
                  weight_decays: Sequence[float] = (0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
                  epochs: int = 100, num_classes: int | None = None, val_fraction: float = 0.2,
                  seed: int = 0, device: torch.device | str | None = None) -> dict[str, Any]:
-    """Linear evaluation of frozen features (SimCLR Section 2.3, Appendix B.6).
+    """Linear evaluation of frozen features (SimCLR Section 2.3, Appendix B.8).
 
-    A linear classifier on standardised features, fitted by full-batch L-BFGS with an L2
-    penalty (see ``_fit_linear``), for each weight decay in ``weight_decays``. The one with
+    The protocol of the paper's transfer experiments (Appendix B.8): a linear classifier on
+    standardised features, fitted by full-batch L-BFGS with an L2 penalty (see
+    ``_fit_linear``), for each weight decay in ``weight_decays``. The one with
     the best validation accuracy is kept (ties go to the larger weight decay), the
     classifier is refitted on train + validation with it, and the test set is scored once:
     test labels never influence any choice. Deterministic.
@@ -460,7 +461,7 @@ def label_efficiency(train_h: torch.Tensor, train_y: torch.Tensor, test_h: torch
                      repeats: int = 3, seed: int = 0, *, weight_decay: float = 1e-3,
                      epochs: int = 100, num_classes: int | None = None,
                      device: torch.device | str | None = None) -> list[dict[str, Any]]:
-    """Linear-probe accuracy against the number of labels (SimCLR Section 7, Table 7).
+    """Linear-probe accuracy against the number of labels (SimCLR Section 6, Table 7).
 
     For each level, ``repeats`` class-balanced random subsets of the *training* split are
     drawn (:func:`balanced_subset`), a linear classifier is fitted on each subset and scored

@@ -391,6 +391,34 @@ def _stratified(labels: np.ndarray, max_points: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))[:max_points]
 
 
+def _tsne_2d(x: Any, idx: np.ndarray, seed: int, perplexity: float) -> np.ndarray:
+    """(len(idx), 2) t-SNE embedding of the rows ``idx`` of ``x``."""
+    from sklearn.manifold import TSNE
+
+    x = torch.as_tensor(x).detach().float().cpu().numpy()[idx]
+    perp = float(min(perplexity, max(1.0, (len(x) - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto",
+                random_state=seed).fit_transform(x)
+
+
+def _scatter_groups(ax: Any, emb: np.ndarray, y: np.ndarray,
+                    names: Sequence[str] | None) -> None:
+    """One scatter per group of ``y`` (colour and marker per group), labelled for a legend."""
+    present = np.unique(y)
+    num = int(present.max()) + 1 if len(present) else 0
+    for c in present:
+        color, marker = _class_style(int(c), num)
+        name = "unlabelled" if c < 0 else (
+            str(names[c]) if names is not None and c < len(names) else str(c))
+        sel = y == c
+        ax.scatter(emb[sel, 0], emb[sel, 1], s=10, color=color, marker=marker, alpha=0.8,
+                   linewidths=0, label=name)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+
+
 def plot_tsne(h: Any, labels: Any, z: Any = None, classes: Sequence[str] | None = None,
               max_points: int = 2000, seed: int = 0, perplexity: float = 30) -> Figure:
     """2-D t-SNE (van der Maaten & Hinton 2008) of ``h``, and of ``z`` side by side.
@@ -412,38 +440,127 @@ def plot_tsne(h: Any, labels: Any, z: Any = None, classes: Sequence[str] | None 
     Returns:
         A Figure with 1 axes, or 2 when ``z`` is given.
     """
-    from sklearn.manifold import TSNE
-
     y = torch.as_tensor(labels).cpu().numpy().astype(int)
     idx = _stratified(y, max_points, seed)
     panels = [("$h = f(x)$ (encoder)", h)] + ([("$z = g(h)$ (projection head)", z)]
                                                if z is not None else [])
     fig = _figure(figsize=(4.8 * len(panels) + 1.8, 4.8))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    present = np.unique(y[idx])
-    num_classes = int(present.max()) + 1 if len(present) else 0
     for ax, (title, x) in zip(axes, panels, strict=True):
-        x = torch.as_tensor(x).detach().float().cpu().numpy()[idx]
-        perp = float(min(perplexity, max(1.0, (len(x) - 1) / 3)))
-        emb = TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto",
-                   random_state=seed).fit_transform(x)
-        for c in present:
-            color, marker = _class_style(int(c), num_classes)
-            name = "unlabelled" if c < 0 else (
-                str(classes[c]) if classes is not None and c < len(classes) else str(c))
-            sel = y[idx] == c
-            ax.scatter(emb[sel, 0], emb[sel, 1], s=10, color=color, marker=marker,
-                       alpha=0.8, linewidths=0, label=name)
+        _scatter_groups(ax, _tsne_2d(x, idx, seed, perplexity), y[idx], classes)
         ax.set_title(title)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("t-SNE 1")
-        ax.set_ylabel("t-SNE 2")
-    if len(present) <= 20:
+    if len(np.unique(y[idx])) <= 20:
         handles, names = axes[0].get_legend_handles_labels()
         fig.legend(handles, names, loc="outside right center", frameon=False,
                    markerscale=1.8, fontsize=9)
     fig.suptitle(f"t-SNE of {len(idx)} images")
+    return fig
+
+
+def plot_tsne_factors(h: Any, factors: Mapping[str, tuple[Any, Sequence[str] | None]],
+                      max_points: int = 2000, seed: int = 0, perplexity: float = 30,
+                      title: str = "$h = f(x)$") -> Figure:
+    """One t-SNE of ``h``, drawn once per factor, each panel coloured by that factor.
+
+    The same 2-D points in every panel: only the colours change. Colouring by the class
+    and then by a nuisance factor (for ``shapes``, a solid or gradient background:
+    :func:`simclr_lib.shapes.shape_factors`) shows which of the two organises the
+    neighbourhoods of ``h``.
+
+    Args:
+        h: (N, D) features.
+        factors: ``panel title -> (values, names)``: (N,) non-negative integer values and
+            the name of each value (or ``None`` for the numbers). The first factor
+            stratifies the subsample.
+        max_points, seed, perplexity: as in :func:`plot_tsne`.
+        title: what ``h`` is, for the figure's title.
+
+    Returns:
+        A Figure with one axes per factor, each with its own legend below it.
+
+    Raises:
+        ValueError: no factors, or a factor whose length differs from ``h``'s.
+    """
+    if not factors:
+        raise ValueError("factors must name at least one (values, names) pair")
+    n = len(h)
+    values = {}
+    for name, (v, _) in factors.items():
+        values[name] = torch.as_tensor(v).cpu().numpy().astype(int)
+        if values[name].shape != (n,):
+            raise ValueError(f"factor {name!r} has shape {values[name].shape}, expected "
+                             f"({n},), one value per row of h")
+    first = next(iter(values.values()))
+    idx = _stratified(first, max_points, seed)
+    emb = _tsne_2d(h, idx, seed, perplexity)
+    fig = _figure(figsize=(4.6 * len(factors), 5.6))
+    axes = fig.subplots(1, len(factors), squeeze=False)[0]
+    for ax, (name, (_, names)) in zip(axes, factors.items(), strict=True):
+        _scatter_groups(ax, emb, values[name][idx], names)
+        ax.set_title(f"coloured by {name}")
+        k = len(np.unique(values[name][idx]))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=min(k, 5),
+                  frameon=False, markerscale=1.8, fontsize=9, columnspacing=0.8,
+                  handletextpad=0.2)
+    ways = {1: "one way", 2: "two ways", 3: "three ways"}.get(len(factors),
+                                                             f"{len(factors)} ways")
+    fig.suptitle(f"One t-SNE of {title} for {len(idx)} images, coloured {ways}")
+    return fig
+
+
+def plot_accuracies(table: Mapping[str, Mapping[str, float | None]],
+                    chance: float | None = None, title: str = "Test accuracy") -> Figure:
+    """Horizontal grouped bars: one group per method, one bar per metric, with values.
+
+    Args:
+        table: ``method -> {metric -> accuracy in [0, 1] or None}``, e.g.
+            ``{"SimCLR": {"kNN": 0.45, "linear": 0.7}, "supervised": {"linear": 0.9}}``;
+            a missing or ``None`` metric leaves a gap. Methods are drawn top to bottom in
+            the order given.
+        chance: optional accuracy of guessing, drawn as a dotted line.
+        title: the axes title.
+
+    Returns:
+        A Figure with 1 axes. Metrics differ by colour and by hatching.
+
+    Raises:
+        ValueError: an empty table, or an accuracy outside [0, 1].
+    """
+    if not table:
+        raise ValueError("table is empty")
+    metrics: list[str] = []
+    for row in table.values():
+        for metric, acc in row.items():
+            if acc is not None and not 0 <= acc <= 1:
+                raise ValueError(f"accuracies must be fractions in [0, 1], got {metric}={acc}")
+            if metric not in metrics:
+                metrics.append(metric)
+    methods = list(table)
+    fig = _figure(figsize=(8.4, 0.75 + 0.42 * len(methods) * len(metrics)))
+    ax = fig.subplots()
+    height = 0.8 / len(metrics)
+    hatches = ("", "//", "..", "xx", "++")
+    for j, metric in enumerate(metrics):
+        rows = [(i, table[m][metric]) for i, m in enumerate(methods)
+                if table[m].get(metric) is not None]
+        ys = [i + (j - (len(metrics) - 1) / 2) * height for i, _ in rows]
+        accs = [100 * acc for _, acc in rows]
+        ax.barh(ys, accs, height=height * 0.92, color=PALETTE[j % len(PALETTE)],
+                hatch=hatches[j % len(hatches)], edgecolor="white", label=metric)
+        for y, acc in zip(ys, accs, strict=True):
+            ax.text(acc + 1, y, f"{acc:.1f}%", va="center", fontsize=9)
+    if chance is not None:
+        ax.axvline(100 * chance, color="#999999", linestyle=":", linewidth=1.5, label="chance")
+    ax.set_yticks(range(len(methods)), methods)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 110)
+    ax.set_xticks(range(0, 101, 20))
+    ax.set_xlabel("test accuracy (%)")
+    ax.grid(True, axis="x", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
+               frameon=False)  # below the axes: never on top of a bar or its value
+    ax.set_title(title)
     return fig
 
 

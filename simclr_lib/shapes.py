@@ -103,11 +103,12 @@ def _dist_to_segment(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch
 
 
 def _colours(n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """Object colour and background end colours, resampled until the object stands out.
+    """Object colour, background end colours and whether the background is a gradient.
 
-    The object must be at least 0.4 away (RGB in [0, 1]) from every colour of the
-    background gradient, and 0.12 away in luminance, so it stays visible after a
-    grayscale augmentation.
+    The colours are resampled until the object stands out: it must be at least 0.4 away
+    (RGB in [0, 1]) from every colour of the background gradient, and 0.12 away in
+    luminance, so it stays visible after a grayscale augmentation. A solid background has
+    equal end colours.
     """
     obj, bg1, bg2 = (torch.empty(n, 3) for _ in range(3))
     gradient = torch.rand(n, generator=g) < 0.5
@@ -124,7 +125,7 @@ def _colours(n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
             break
     else:  # practically never: fall back to black on white
         obj[todo], bg1[todo], bg2[todo] = 0.0, 1.0, 1.0
-    return obj, bg1, bg2
+    return obj, bg1, bg2, gradient
 
 
 _EXTENT = 1.2  # templates cover object coordinates [-_EXTENT, _EXTENT]^2
@@ -140,6 +141,76 @@ def _templates(image_size: int) -> torch.Tensor:
     masks = torch.stack([_INSIDE[name](u.expand(4 * t, -1), v.expand(-1, 4 * t))
                          for name in SHAPE_CLASSES])  # (10, 4T, 4T)
     return F.avg_pool2d(masks.float()[:, None], 4)
+
+
+BACKGROUND_TYPES = ("solid", "gradient")  # index = shape_factors(...)["background"]
+POLARITIES = ("dark object", "light object")  # index = shape_factors(...)["polarity"]
+
+
+def _draw_factors(n: int, g: torch.Generator) -> tuple[dict[str, torch.Tensor], int]:
+    """Every random choice behind ``n`` images, in the order ``make_shapes`` draws them."""
+    labels = (torch.arange(n) % len(SHAPE_CLASSES))[torch.randperm(n, generator=g)]
+    angle = torch.rand(n, generator=g) * 2 * math.pi
+    scale = 0.45 + 0.35 * torch.rand(n, generator=g)  # object radius, fraction of half-width
+    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (0.95 - scale[:, None])
+    obj, bg1, bg2, gradient = _colours(n, g)
+    grad_angle = torch.rand(n, generator=g) * 2 * math.pi
+    noise_std = 0.06 * torch.rand(n, generator=g)
+    noise_seed = int(torch.randint(2 ** 62, (1,), generator=g))
+    # _colours keeps the object's luminance 0.12 away from every background colour's, so
+    # the object is either lighter or darker than the whole background
+    lighter = _luminance(obj) > (_luminance(bg1) + _luminance(bg2)) / 2
+    factors = {"label": labels, "angle": angle, "scale": scale, "shift": shift,
+               "object_colour": obj, "background_colours": torch.stack([bg1, bg2], 1),
+               "background": gradient.long(), "polarity": lighter.long(),
+               "gradient_angle": grad_angle, "noise_std": noise_std}
+    return factors, noise_seed
+
+
+def shape_factors(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The factors of variation behind ``make_shapes(n, seed)``, one row per image.
+
+    ``make_shapes`` draws every image from a few random factors: the class, which is the
+    only thing a label says, and nuisance factors independent of it (pose, colours,
+    background, noise). This returns what was drawn, without rendering, so that features
+    can be read against a nuisance factor: does ``h`` still know whether the background
+    was a gradient? The images are not changed by asking; any ``image_size`` gives the same
+    factors.
+
+    Args:
+        n: number of images, as passed to :func:`make_shapes`.
+        seed: the seed passed to :func:`make_shapes`.
+
+    Returns:
+        A dict of CPU tensors with first dimension ``n``:
+
+        * ``label`` (n,) int64: the class, equal to ``make_shapes(n, seed)[1]``;
+        * ``background`` (n,) int64: index into :data:`BACKGROUND_TYPES`, 0 ``solid``
+          or 1 ``gradient`` (about half each);
+        * ``background_colours`` (n, 2, 3): the gradient's end colours, RGB in [0, 1]
+          (equal for a solid background); ``gradient_angle`` (n,) its direction, radians;
+        * ``object_colour`` (n, 3): RGB in [0, 1];
+        * ``polarity`` (n,) int64: index into :data:`POLARITIES`, 1 when the object is
+          lighter (in luminance) than its background, 0 when it is darker; no image is
+          in between, so the polarity survives grayscale and every colour jitter that
+          keeps the order of brightnesses;
+        * ``angle`` (n,) rotation in radians, ``scale`` (n,) object radius as a fraction
+          of the half-width, ``shift`` (n, 2) centre offset in [-1, 1] image units (x, y);
+        * ``noise_std`` (n,): standard deviation of the pixel noise, in [0, 0.06].
+
+    Raises:
+        ValueError: ``n < 0``.
+
+    Example:
+        >>> f = shape_factors(100, seed=0)
+        >>> torch.equal(f["label"], make_shapes(100, seed=0)[1])
+        True
+        >>> [BACKGROUND_TYPES[b] for b in f["background"][:3].tolist()]  # doctest: +SKIP
+        ['gradient', 'solid', 'solid']
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return _draw_factors(n, torch.Generator().manual_seed(seed))[0]
 
 
 def make_shapes(n: int, seed: int = 0, image_size: int = 32,
@@ -172,15 +243,10 @@ def make_shapes(n: int, seed: int = 0, image_size: int = 32,
         raise ValueError(f"n must be >= 0, got {n}")
     if image_size < 8:
         raise ValueError(f"image_size must be >= 8, got {image_size}")
-    g = torch.Generator().manual_seed(seed)
-    labels = (torch.arange(n) % len(SHAPE_CLASSES))[torch.randperm(n, generator=g)]
-    angle = torch.rand(n, generator=g) * 2 * math.pi
-    scale = 0.45 + 0.35 * torch.rand(n, generator=g)  # object radius, fraction of half-width
-    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (0.95 - scale[:, None])
-    obj, bg1, bg2 = _colours(n, g)
-    grad_angle = torch.rand(n, generator=g) * 2 * math.pi
-    noise_std = 0.06 * torch.rand(n, generator=g)
-    noise_seed = int(torch.randint(2 ** 62, (1,), generator=g))
+    factors, noise_seed = _draw_factors(n, torch.Generator().manual_seed(seed))
+    labels, angle, scale, shift = (factors[k] for k in ("label", "angle", "scale", "shift"))
+    obj, (bg1, bg2) = factors["object_colour"], factors["background_colours"].unbind(1)
+    grad_angle, noise_std = factors["gradient_angle"], factors["noise_std"]
 
     s = image_size
     templates = _templates(s)  # (10, 1, T, T) antialiased masks

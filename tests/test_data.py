@@ -26,7 +26,13 @@ from simclr_lib.data import (
     load_dataset,
     train_val_split,
 )
-from simclr_lib.shapes import SHAPE_CLASSES, make_shapes
+from simclr_lib.shapes import (
+    BACKGROUND_TYPES,
+    POLARITIES,
+    SHAPE_CLASSES,
+    make_shapes,
+    shape_factors,
+)
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck"]
@@ -80,6 +86,66 @@ def test_shape_templates_are_objects_not_holes():
     assert ((area > 0.1) & (area < 0.45)).all()
     border = torch.cat([t[..., 0, :], t[..., -1, :], t[..., :, 0], t[..., :, -1]], -1)
     assert border.max() == 0 and t.min() >= 0 and t.max() <= 1
+
+
+def _near_segment(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Distance of colours x (N, P, 3) to the RGB segments [a, b] (N, 3), per pixel."""
+    ab = (b - a)[:, None]
+    t = ((x - a[:, None]) * ab).sum(-1, keepdim=True) / (ab * ab).sum(-1, keepdim=True).clamp(1e-8)
+    return (a[:, None] + t.clamp(0, 1) * ab - x).norm(dim=-1)  # (N, P)
+
+
+def test_shape_factors_describe_the_images():
+    n, seed = 400, 7
+    images, labels = make_shapes(n, seed=seed)
+    f = shape_factors(n, seed=seed)
+    assert torch.equal(f["label"], labels)
+    for name, shape in (("background", (n,)), ("polarity", (n,)),
+                        ("background_colours", (n, 2, 3)),
+                        ("object_colour", (n, 3)), ("angle", (n,)), ("scale", (n,)),
+                        ("shift", (n, 2)), ("gradient_angle", (n,)), ("noise_std", (n,))):
+        assert f[name].shape == shape, name
+    bg = f["background"]
+    assert bg.dtype == torch.int64 and set(bg.tolist()) == {0, 1} and len(BACKGROUND_TYPES) == 2
+    assert 0.4 < bg.float().mean() < 0.6  # about half each, independent of the class
+    c1, c2 = f["background_colours"].unbind(1)
+    assert torch.equal((c1 != c2).any(1).long(), bg)  # solid: both end colours equal
+    # polarity: the object is lighter than both background end colours, or darker than both
+    lum = torch.tensor([0.299, 0.587, 0.114])
+    lo, l1, l2 = f["object_colour"] @ lum, c1 @ lum, c2 @ lum
+    lighter, darker = (lo > l1) & (lo > l2), (lo < l1) & (lo < l2)
+    assert torch.equal(f["polarity"], lighter.long()) and bool((lighter ^ darker).all())
+    assert len(POLARITIES) == 2 and 0.3 < f["polarity"].float().mean() < 0.7
+    # most pixels are background, on the segment between the two end colours (a point for
+    # a solid background); and some pixel shows the object's own colour
+    x = images.float().div(255).permute(0, 2, 3, 1).flatten(1, 2)  # (N, P, 3)
+    tol = 3 * f["noise_std"][:, None] + 0.03
+
+    def fits(c1, c2, obj):
+        on_bg = (_near_segment(x, c1, c2) <= tol).float().mean(1) >= 0.4
+        has_obj = ((x - obj[:, None]).norm(dim=-1) <= tol * 1.8).any(1)
+        return (on_bg & has_obj).float().mean().item()
+
+    assert fits(c1, c2, f["object_colour"]) > 0.97
+    other = torch.roll(torch.arange(n), 1)  # another image's factors do not fit
+    assert fits(c1[other], c2[other], f["object_colour"][other]) < 0.1
+    # the factors do not depend on the image size, and asking leaves the images unchanged
+    assert torch.equal(shape_factors(50, seed=3)["angle"], shape_factors(50, seed=3)["angle"])
+    assert torch.equal(make_shapes(n, seed=seed)[0], images)
+    with pytest.raises(ValueError, match="n must be"):
+        shape_factors(-1)
+
+
+def test_shapes_datasets_carry_their_factors_through_subsets():
+    ds = load_dataset("shapes", "test", size=60)
+    assert torch.equal(ds.meta["label"], ds.labels)
+    sub = ds.subset(torch.tensor([5, 0, 59]))
+    for name, value in ds.meta.items():
+        assert torch.equal(sub.meta[name], value[[5, 0, 59]]), name
+    train, val = train_val_split(ds, 0.25)
+    assert torch.equal(val.meta["label"], val.labels)
+    assert torch.equal(train.meta["label"], train.labels)
+    assert (val.meta["background"] >= 0).all() and len(val.meta["background"]) == len(val)
 
 
 def test_load_shapes_splits_are_disjoint_and_sized():
@@ -426,14 +492,21 @@ def test_image_tensor_dataset_api():
     sub = ds.subset(torch.tensor([4, 1]))
     assert torch.equal(sub.images, images[[4, 1]]) and sub.labels.tolist() == [0, 0]
     assert ds.subset(ds.labels == 2).labels.tolist() == [2, 2]  # a boolean mask
-    moved = ds.to("meta")  # a device without memory: checks that every tensor moves
+    assert ds.meta == {} and sub.meta == {}
+    with_meta = ImageTensorDataset(images, [2, 0, 1, 2, 0], meta={"w": torch.arange(5.0)})
+    assert with_meta.subset([4, 1]).meta["w"].tolist() == [4.0, 1.0]
+    moved = with_meta.to("meta")  # a device without memory: checks that every tensor moves
     assert moved.images.device.type == moved.labels.device.type == "meta"
+    assert moved.meta["w"].device.type == "meta"
+    moved = ds.to("meta")
     assert ds.images.device.type == "cpu" and moved.transform is ds.transform
     assert not ImageTensorDataset(images).is_labelled
     with pytest.raises(ValueError, match="uint8"):
         ImageTensorDataset(images.float())
     with pytest.raises(ValueError, match="labels"):
         ImageTensorDataset(images, [0, 1])
+    with pytest.raises(ValueError, match=r"meta\['w'\] must be a tensor with first dimension 5"):
+        ImageTensorDataset(images, meta={"w": torch.zeros(4)})
 
 
 @pytest.mark.cuda

@@ -396,9 +396,31 @@ def test_random_encoder_and_raw_pixel_baselines():
     before = state(f)
     rnd = random_encoder_baseline(f, x, y, xt, yt, k=5, weight_decays=WDS, epochs=30)
     assert_same_state(before, state(f))
-    assert set(rnd) == {"knn_top1", "knn_top5", "linear_top1", "linear_top5", "weight_decay"}
+    assert set(rnd) == {"knn_top1", "knn_top5", "linear_top1", "linear_top5",
+                        "linear_val_top1", "weight_decay"}
     # Random convolutions keep the mean colour that decides the class here.
     assert rnd["linear_top1"] >= 0.9 and rnd["knn_top1"] >= 0.9, rnd
+
+
+def test_baselines_choose_the_weight_decay_on_the_validation_split_they_are_given():
+    # The same protocol as the SimCLR features: kNN on train, probe chosen on val, test once.
+    # The validation labels are inverted, so a probe that really validates on them scores
+    # near 0 there, where a split held out of train would give near 1.
+    (x, y), (xv, yv), (xt, yt) = (colour_images(n, seed=s) for n, s in ((60, 0), (30, 2),
+                                                                         (30, 1)))
+    kw = dict(k=5, weight_decays=WDS, epochs=30)
+    f = tiny_encoder()
+    rnd = random_encoder_baseline(f, x, y, xt, yt, val_images=xv, val_labels=1 - yv, seed=4,
+                                  **kw)
+    fresh = reinitialised(f, 4)
+    h, hv, ht = (extract_features(fresh, a) for a in (x, xv, xt))
+    probe = linear_probe(h, y, hv, 1 - yv, ht, yt, weight_decays=WDS, epochs=30)
+    assert rnd["linear_val_top1"] == probe["val_top1"] < 0.5
+    assert (rnd["linear_top1"], rnd["weight_decay"]) == (probe["top1"], probe["weight_decay"])
+    assert rnd["knn_top1"] == knn_accuracy(h, y, ht, yt, k=5)["top1"]
+    raw = raw_pixels_baseline(x, y, xt, yt, val_images=xv, val_labels=1 - yv, **kw)
+    assert raw["linear_val_top1"] < 0.5
+    assert raw_pixels_baseline(x, y, xt, yt, **kw)["linear_val_top1"] > 0.9  # held out of train
 
 
 class _DeviceProbe(torch.nn.Module):

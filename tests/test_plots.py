@@ -17,6 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from simclr_lib import plots  # noqa: E402
 from simclr_lib.plots import (  # noqa: E402
+    plot_accuracies,
     plot_histograms,
     plot_history,
     plot_knn_grid,
@@ -24,6 +25,7 @@ from simclr_lib.plots import (  # noqa: E402
     plot_simclr_overview,
     plot_similarity,
     plot_tsne,
+    plot_tsne_factors,
     show_views,
 )
 
@@ -148,6 +150,47 @@ def test_plot_tsne(tmp_path):
     check(fig, 2, tmp_path)
     assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 30  # subsampled
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b", "c"]
+
+
+def test_plot_tsne_factors_draws_one_embedding_coloured_per_factor(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 3
+    bg = (torch.arange(60) // 3) % 2
+    h = 5 * torch.eye(3, 8)[y] + torch.randn(60, 8, generator=g)
+    fig = plot_tsne_factors(h, {"class": (y, ["a", "b", "c"]),
+                                "background": (bg, ["solid", "gradient"])},
+                            max_points=40, perplexity=5)
+    check(fig, 2, tmp_path)
+    points = [np.concatenate([c.get_offsets() for c in ax.collections]) for ax in fig.axes]
+    assert len(points[0]) == len(plots._stratified(y.numpy(), 40, seed=0)) == 39
+    # the same 2-D points in both panels, grouped differently
+    key = lambda p: sorted(map(tuple, np.round(p, 6)))  # noqa: E731
+    assert key(points[0]) == key(points[1])
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b", "c"]
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["solid",
+                                                                            "gradient"]
+    assert fig._suptitle.get_text().endswith("coloured two ways")
+    with pytest.raises(ValueError, match="factor 'bad'"):
+        plot_tsne_factors(h, {"bad": (y[:10], None)})
+    with pytest.raises(ValueError, match="at least one"):
+        plot_tsne_factors(h, {})
+
+
+def test_plot_accuracies(tmp_path):
+    table = {"SimCLR": {"kNN": 0.45, "linear": 0.7}, "raw pixels": {"kNN": 0.15, "linear": 0.11},
+             "supervised": {"kNN": None, "linear": 0.9}}
+    fig = plot_accuracies(table, chance=0.1)
+    check(fig, 1, tmp_path)
+    ax = fig.axes[0]
+    widths = sorted(round(p.get_width(), 6) for p in ax.patches)
+    assert widths == [11.0, 15.0, 45.0, 70.0, 90.0]  # no bar for the missing kNN
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(table)
+    assert {"kNN", "linear", "chance"} <= {t.get_text() for t in fig.legends[0].get_texts()}
+    assert "90.0%" in {t.get_text() for t in ax.texts}
+    with pytest.raises(ValueError, match="fractions"):
+        plot_accuracies({"x": {"kNN": 45.0}})
+    with pytest.raises(ValueError, match="empty"):
+        plot_accuracies({})
 
 
 def test_stratified_subsample_keeps_class_proportions():

@@ -47,7 +47,8 @@ def test_eval_writes_metrics_with_baselines_and_tsne(run_dir, capsys):
     probe = linear_probe(h["train"], y["train"], h["val"], y["val"], h["test"], y["test"])
     assert (m["knn_top1"], m["linear_top1"]) == (knn["top1"], probe["top1"])
     raw = raw_pixels_baseline(split["train"].images, y["train"], split["test"].images,
-                              y["test"], k=m["knn_k"])
+                              y["test"], val_images=split["val"].images, val_labels=y["val"],
+                              k=m["knn_k"])
     assert m["baselines"]["raw_pixels"]["knn_top1"] == raw["knn_top1"]
     assert m["baselines"]["raw_pixels"]["linear_top1"] == raw["linear_top1"]
     assert m["diagnostics"]["effective_rank_h"] == pytest.approx(effective_rank(h["test"]),
