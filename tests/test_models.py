@@ -84,7 +84,7 @@ def test_projection_head_without_batch_norm():
 
 def test_projection_head_of_zero_layers_is_no_projection():
     g = ProjectionHead(64, out_dim=128, num_layers=0)  # the paper's "None" head (Figure 8)
-    h = torch.rand(4, 64)
+    h = torch.randn(4, 64)  # negative entries too
     assert torch.equal(g(h), h) and g.out_dim == 64 and not list(g.parameters())
     model = build_model(TrainConfig(encoder="small_cnn", encoder_width=8, head_layers=0))
     h, z = model(torch.rand(3, 3, 32, 32))
