@@ -245,15 +245,20 @@ class Ablation:
     def __init__(self, base: TrainConfig, splits: Mapping[str, Any], **kwargs: Any) -> None:
         _check_splits(splits)
         self.base, self.splits, self.kwargs = base, splits, kwargs
-        self.runs: dict[tuple, ShortRun] = {}  # every run so far, by its settings
+        self.runs: dict[tuple, dict[int, ShortRun]] = {}  # settings but seed -> seed -> run
 
     def run(self, **changes: Any) -> ShortRun:
         """``base`` with ``changes`` (field names of :class:`TrainConfig`), trained once."""
         cfg = dataclasses.replace(self.base, **changes)
-        key = tuple(sorted(dataclasses.asdict(cfg).items()))
-        if key not in self.runs:
-            self.runs[key] = short_run(cfg, self.splits, **self.kwargs)
-        return self.runs[key]
+        seeds = self.runs.setdefault(_setting(cfg), {})
+        if cfg.seed not in seeds:
+            seeds[cfg.seed] = short_run(cfg, self.splits, **self.kwargs)
+        return seeds[cfg.seed]
+
+    def seeds_of(self, **changes: Any) -> list[ShortRun]:
+        """Every run so far of ``base`` with ``changes``, whatever its seed, by seed."""
+        seeds = self.runs.get(_setting(dataclasses.replace(self.base, **changes)), {})
+        return [seeds[s] for s in sorted(seeds)]
 
     def compare(self, settings: Mapping[str, Mapping[str, Any]], seeds: Sequence[int] = (0, 1),
                 spread: float | None = None) -> dict[str, list[ShortRun]]:
@@ -268,20 +273,56 @@ class Ablation:
                 gets all seeds.
 
         Returns:
-            ``name -> [ShortRun, ...]`` in the order of ``settings``, one per seed run.
+            ``name -> [ShortRun, ...]`` in the order of ``settings``: every run of the
+            setting so far, by seed (including seeds run earlier, e.g. for the base).
         """
         if not seeds:
             raise ValueError("seeds must not be empty")
         first = {name: self.run(**{**changes, "seed": seeds[0]})
                  for name, changes in settings.items()}
-        out = {}
         for name, changes in settings.items():
             close = spread is None or any(
                 abs(first[name].linear - first[other].linear) < spread
                 for other in settings if other != name)
-            out[name] = [first[name]] + ([self.run(**{**changes, "seed": s}) for s in seeds[1:]]
-                                         if close else [])
-        return out
+            if close:
+                for s in seeds[1:]:
+                    self.run(**{**changes, "seed": s})
+        return {name: self.seeds_of(**{k: v for k, v in changes.items() if k != "seed"})
+                for name, changes in settings.items()}
+
+
+def _setting(cfg: TrainConfig) -> tuple:
+    """What a run is, apart from its seed (hashable)."""
+    return tuple(sorted((k, v) for k, v in dataclasses.asdict(cfg).items() if k != "seed"))
+
+
+def verdict(differences: Sequence[float], spread: float | Sequence[float]) -> str:
+    """Does a finding of the paper reproduce? ``yes``, ``partly`` or ``no``.
+
+    Each difference is one comparison the finding makes, measured here and signed so that
+    a positive value agrees with the paper (e.g. accuracy with crop + colour minus
+    accuracy with crop alone). A comparison counts only when its difference exceeds the
+    seed-to-seed ``spread``: smaller differences are noise.
+
+    Args:
+        differences: one per comparison, in the paper's direction.
+        spread: the seed-to-seed spread (>= 0) in the same unit, or one per comparison.
+
+    Returns:
+        ``"yes"`` when every difference exceeds ``spread``, ``"no"`` when none does,
+        ``"partly"`` otherwise.
+
+    Example:
+        >>> verdict([0.20, 0.01], spread=0.05)
+        'partly'
+    """
+    if not differences:
+        raise ValueError("differences must not be empty")
+    spreads = list(spread) if isinstance(spread, Sequence) else [spread] * len(differences)
+    if len(spreads) != len(differences) or not all(s >= 0 for s in spreads):
+        raise ValueError(f"spread must be >= 0, one for all or one per difference, got {spread}")
+    agree = [d > s for d, s in zip(differences, spreads, strict=True)]
+    return "yes" if all(agree) else "partly" if any(agree) else "no"
 
 
 def colour_histograms(images: torch.Tensor, bins: int = 8) -> torch.Tensor:

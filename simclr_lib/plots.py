@@ -616,7 +616,7 @@ def plot_ablation(results: Mapping[str, Any], *, title: str, xlabel: str = "",
     styles = [(0, (5, 2)), ":", "-.", (0, (1, 1))]
     for k, (name, acc) in enumerate((lines or {}).items()):
         ax.axhline(100 * acc, color="#555555", linestyle=styles[k % len(styles)], linewidth=1.3,
-                   label=f"{name} ({100 * acc:.0f}%)")
+                   label=f"{name}: {100 * acc:.0f}%")
     names = [f"{n}\n(default)" if n == default else n for n in grouped]
     ax.set_xticks(range(n_set), names, fontsize=9)
     ax.set_xlim(-0.6, n_set - 0.4)

@@ -241,12 +241,13 @@ def make_colour_shapes(n: int, seed: int = 0, image_size: int = 32,
 
     The opposite of ``shapes``: the class is the object's *hue*, one of the six of
     :data:`COLOUR_CLASSES` (centre ``c / 6`` of a turn, plus or minus 1/24), and everything
-    else is random and independent of it: which of the ten shapes, its saturation and
-    value (each in [0.65, 1]), the background (resampled until the object stands out, as in
-    ``shapes``), position, scale, rotation and noise. A task for which SimCLR's colour
-    augmentations (hue jitter and grayscale, Chen et al. 2020, Section 3) teach the
-    encoder to ignore the very cue the labels need. Introduced in
-    notebooks/06_experiments.ipynb.
+    else is random and independent of it: which of the ten shapes, the object's luminance
+    (in [0.3, 0.5], so that a grayscale image says nothing of the class), its saturation
+    (60% to 100% of the most its hue allows at that luminance), the background (resampled
+    until the object stands out, as in ``shapes``), position, scale, rotation and noise.
+    A task for which SimCLR's colour augmentations (hue jitter and grayscale, Chen et al.
+    2020, Section 3) teach the encoder to ignore the very cue the labels need. Introduced
+    in notebooks/06_experiments.ipynb.
 
     Args:
         n: number of images.
@@ -278,7 +279,12 @@ def make_colour_shapes(n: int, seed: int = 0, image_size: int = 32,
     shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (0.95 - scale[:, None])
     u = torch.rand(n, 3, generator=g)
     hue = torch.remainder(labels / k + (u[:, 0] - 0.5) / (2 * k), 1.0)  # +-1/24 of a turn
-    obj = hsv_to_rgb(torch.stack([hue, 0.65 + 0.35 * u[:, 1], 0.65 + 0.35 * u[:, 2]], 1))
+    # the luminance is drawn apart from the class, so a grayscale view keeps no trace of it:
+    # at value 1, saturation s lowers the luminance from 1 to 1 - s * loss(hue)
+    lum = 0.3 + 0.2 * u[:, 2]                                            # (n,) in [0.3, 0.5]
+    loss = 1 - _luminance(hsv_to_rgb(torch.stack([hue, torch.ones(n), torch.ones(n)], 1)))
+    sat = ((1 - lum) / loss).clamp(max=1) * (0.6 + 0.4 * u[:, 1])       # as vivid as allowed
+    obj = hsv_to_rgb(torch.stack([hue, sat, lum / (1 - sat * loss)], 1))  # luminance = lum
     bg1, bg2 = _backgrounds(obj, g)
     grad_angle = torch.rand(n, generator=g) * 2 * math.pi
     noise_std = 0.06 * torch.rand(n, generator=g)

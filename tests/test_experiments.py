@@ -20,6 +20,7 @@ from simclr_lib.experiments import (
     pretext_accuracy,
     probe,
     short_run,
+    verdict,
 )
 from simclr_lib.train import fit
 
@@ -179,7 +180,23 @@ def test_ablation_gives_more_seeds_only_to_settings_within_the_spread(monkeypatc
         "0.05": [0, 1, 2], "0.1": [0, 1, 2], "0.5": [0], "1.0": [0]}
     assert out["0.1"][2].linear == pytest.approx(0.34)
     everything = runs.compare(settings, seeds=(0, 1))  # spread None: all seeds, cached ones kept
-    assert all(len(v) == 2 for v in everything.values())
+    assert [len(v) for v in everything.values()] == [3, 3, 2, 2]
     assert len(calls) == 4 + 4 + 2  # seed 0 of all, seeds 1-2 of two, seed 1 of the other two
+    assert runs.seeds_of(temperature=0.05) == everything["0.05"]
+    assert runs.seeds_of(temperature=0.2) == []
     with pytest.raises(ValueError, match="seeds"):
         runs.compare(settings, seeds=())
+
+
+def test_verdict_counts_only_differences_beyond_the_spread():
+    assert verdict([0.2, 0.1], spread=0.05) == "yes"
+    assert verdict([0.2, 0.05], spread=0.05) == "partly"  # equal to the spread: noise
+    assert verdict([0.04, -0.3], spread=0.05) == "no"
+    assert verdict([0.01], spread=0.0) == "yes"
+    with pytest.raises(ValueError, match="empty"):
+        verdict([], spread=0.1)
+    with pytest.raises(ValueError, match="spread"):
+        verdict([0.1], spread=-1)
+    assert verdict([0.2, 0.2], spread=[0.1, 0.3]) == "partly"  # one spread per comparison
+    with pytest.raises(ValueError, match="one per difference"):
+        verdict([0.2, 0.2], spread=[0.1])

@@ -167,7 +167,7 @@ def test_plot_ablation_bars_seeds_and_lines(tmp_path):
     assert [round(line.get_ydata()[0], 6) for line in ax.get_lines()] == [15.0, 10.0]
     assert [t.get_text() for t in ax.texts] == ["25", "50"]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["one seed", "random encoder (15%)", "chance (10%)"]
+    assert labels == ["one seed", "random encoder: 15%", "chance: 10%"]
 
 
 def test_plot_ablation_grouped_and_errors(tmp_path):
