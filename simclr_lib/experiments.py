@@ -20,7 +20,7 @@ import dataclasses
 import io
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -29,6 +29,7 @@ from torch import nn
 from .augment import BatchedAugment
 from .config import TrainConfig
 from .data import image_size_of
+from .device import module_device
 from .diagnostics import positive_pair_retrieval
 from .evaluate import capped_knn_k, extract_features, images_to_float, knn_accuracy, linear_probe
 from .models import SimCLR
@@ -107,7 +108,9 @@ def probe(encoder: nn.Module, splits: Mapping[str, Any], *, head: nn.Module | No
         head: optional ``g``; when given, ``z`` is scored too.
         k, knn_temperature: of :func:`~simclr_lib.evaluate.knn_accuracy`.
         weight_decays: the probe's grid (see :func:`~simclr_lib.evaluate.linear_probe`).
-        batch_size, device: of :func:`~simclr_lib.evaluate.extract_features`.
+        batch_size: of :func:`~simclr_lib.evaluate.extract_features`.
+        device: where features are computed and the probe is fitted (default: the
+            encoder's device; on a GPU the L-BFGS fit is much faster than on a small CPU).
 
     Returns:
         ``{"h": {"linear": top-1, "knn": top-1}}``, plus ``"z"`` when ``head`` is given;
@@ -117,6 +120,7 @@ def probe(encoder: nn.Module, splits: Mapping[str, Any], *, head: nn.Module | No
         ValueError: a split is missing (and the errors of the probes).
     """
     _check_splits(splits)
+    device = torch.device(device) if device is not None else module_device(encoder)
     feats: dict[str, dict[str, torch.Tensor]] = {"h": {}, "z": {}}
     labels = {}
     for name in SPLIT_NAMES:
@@ -131,7 +135,7 @@ def probe(encoder: nn.Module, splits: Mapping[str, Any], *, head: nn.Module | No
     for space in ("h", "z") if head is not None else ("h",):
         x = feats[space]
         lin = linear_probe(x["train"], labels["train"], x["val"], labels["val"], x["test"],
-                           labels["test"], weight_decays=weight_decays)
+                           labels["test"], weight_decays=weight_decays, device=device)
         knn = knn_accuracy(x["train"], labels["train"], x["test"], labels["test"], k=k,
                            temperature=knn_temperature)
         scores[space] = {"linear": lin["top1"], "knn": knn["top1"]}
@@ -259,6 +263,17 @@ class Ablation:
         """Every run so far of ``base`` with ``changes``, whatever its seed, by seed."""
         seeds = self.runs.get(_setting(dataclasses.replace(self.base, **changes)), {})
         return [seeds[s] for s in sorted(seeds)]
+
+    def spread(self, metric: Callable[[ShortRun], float] | None = None) -> float:
+        """The seed-to-seed spread seen so far: the largest range of ``metric`` (default: the
+        linear-probe accuracy of ``h``) over the seeds of one setting, among the settings
+        run with two seeds or more; 0 when there are none. A few seeds pin a spread down
+        poorly, so the widest one seen is the safer yardstick."""
+        metric = metric or (lambda r: r.linear)
+        ranges = [max(values) - min(values) for values in
+                  ([metric(r) for r in seeds.values()] for seeds in self.runs.values())
+                  if len(values) > 1]
+        return max(ranges, default=0.0)
 
     def compare(self, settings: Mapping[str, Mapping[str, Any]], seeds: Sequence[int] = (0, 1),
                 spread: float | None = None) -> dict[str, list[ShortRun]]:

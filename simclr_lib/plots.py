@@ -628,6 +628,7 @@ def plot_ablation(results: Mapping[str, Any], *, title: str, xlabel: str = "",
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)),
-               frameon=False, fontsize=8)
+    ncol = len(labels) if len(labels) <= 4 else math.ceil(len(labels) / 2)  # one or two rows
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False,
+               fontsize=8)
     return fig

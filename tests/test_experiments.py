@@ -184,6 +184,9 @@ def test_ablation_gives_more_seeds_only_to_settings_within_the_spread(monkeypatc
     assert len(calls) == 4 + 4 + 2  # seed 0 of all, seeds 1-2 of two, seed 1 of the other two
     assert runs.seeds_of(temperature=0.05) == everything["0.05"]
     assert runs.seeds_of(temperature=0.2) == []
+    assert runs.spread() == pytest.approx(0.02)  # seeds 0-2 of one setting: 0.30 to 0.32
+    assert runs.spread(lambda r: r.linear * 10) == pytest.approx(0.2)
+    assert Ablation(cfg, splits).spread() == 0.0
     with pytest.raises(ValueError, match="seeds"):
         runs.compare(settings, seeds=())
 
