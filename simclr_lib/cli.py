@@ -16,7 +16,7 @@ from .config import OPTIMIZERS, PRECISIONS, PROFILE_NAMES, get_profile
 from .data import resolve_dataset
 from .models import ENCODERS
 
-DATASET_CHOICES = ("shapes", "cifar10", "cifar100", "stl10", "folder")
+DATASET_CHOICES = ("shapes", "colour_shapes", "cifar10", "cifar100", "stl10", "folder")
 EXIT_BAD_INPUT = 2
 
 

@@ -39,7 +39,7 @@ class TrainConfig:
     """
 
     # --- data ---------------------------------------------------------------------------
-    dataset: str = "cifar10"  # shapes | cifar10 | cifar100 | stl10 | folder
+    dataset: str = "cifar10"  # shapes | colour_shapes | cifar10 | cifar100 | stl10 | folder
     data_dir: str = "data"  # download cache, or your image folder for dataset=folder
     split: str = "train"  # split used for pre-training (stl10: train+unlabeled)
     image_size: int | None = None  # None = the dataset's native size (folder: 64)
@@ -53,7 +53,7 @@ class TrainConfig:
     encoder_width: int | None = None  # small_cnn width (None = its default, 32)
     head_hidden_dim: int | None = None  # hidden width of g (None = feature dim of f)
     proj_dim: int = 128  # output dimension of g, the space of the loss
-    head_layers: int = 2  # 2 = SimCLR v1, 3 = SimCLR v2
+    head_layers: int = 2  # 2 = SimCLR v1, 3 = SimCLR v2, 1 = linear, 0 = none (z = h)
 
     # --- optimisation ------------------------------------------------------------------------
     epochs: int = 200  # passes over the training set
@@ -116,6 +116,9 @@ class TrainConfig:
                                      ("lr_scaling", self.lr_scaling, LR_SCALINGS)):
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        if self.head_layers < 0:
+            raise ValueError(f"head_layers must be >= 0 (0: no projection head), got "
+                             f"{self.head_layers}")
         if not 0 < self.min_scale <= 1:
             raise ValueError(f"min_scale must be in (0, 1], got {self.min_scale}")
         if not 0 <= self.val_fraction < 1:

@@ -12,6 +12,8 @@ images, ``in_memory=False`` gives a *streaming* dataset that decodes files on ac
 name       what                                            splits               size
 =========  ==============================================  ===================  =======
 shapes     10 generated shapes, no files (``shapes.py``)   train, val, test     32 px
+colour_    the same images classed by the object's hue      train, val, test     32 px
+shapes     (6 colours; the shape is random)
 cifar10    10 classes, 50k train / 10k test                train, test          32 px
 cifar100   100 classes, 50k train / 10k test               train, test          32 px
 stl10      10 classes, 5k train / 8k test / 100k unlab.    train, test,         96 px
@@ -21,8 +23,8 @@ folder     your images: ``DIR/<split>/<class>/*``,         train, val, test     
            ``DIR/<class>/*`` or a flat ``DIR/*``
 =========  ==============================================  ===================  =======
 
-Downloads go to ``data/<name>/`` (see data/README.md). Without network, use ``shapes`` or
-``folder``: :class:`DatasetDownloadError` says so.
+Downloads go to ``data/<name>/`` (see data/README.md). Without network, use ``shapes``
+(or ``colour_shapes``) or ``folder``: :class:`DatasetDownloadError` says so.
 
 Introduced in notebooks/01_augmentations.ipynb.
 """
@@ -45,18 +47,22 @@ from tqdm.auto import tqdm
 from .config import TrainConfig
 from .images import holds_images, load_image, open_image, resize_image, resize_tensor
 from .memory import check_fits, image_bytes
-from .shapes import SHAPE_CLASSES, make_shapes, shape_factors
+from .shapes import COLOUR_CLASSES, SHAPE_CLASSES, make_colour_shapes, make_shapes, shape_factors
 
-DATASETS = ("shapes", "cifar10", "cifar100", "stl10", "folder")
+DATASETS = ("shapes", "colour_shapes", "cifar10", "cifar100", "stl10", "folder")
+GENERATED = {"shapes": (make_shapes, SHAPE_CLASSES),  # drawn from a seed, no files
+             "colour_shapes": (make_colour_shapes, COLOUR_CLASSES)}
 SPLITS = {
     "shapes": ("train", "val", "test"),
+    "colour_shapes": ("train", "val", "test"),
     "cifar10": ("train", "test"),
     "cifar100": ("train", "test"),
     "stl10": ("train", "test", "unlabeled", "train+unlabeled"),
     "folder": ("train", "val", "test"),
 }
-NATIVE_SIZE = {"shapes": 32, "cifar10": 32, "cifar100": 32, "stl10": 96, "folder": 64}
-SHAPES_SPLIT_SIZES = {"train": 5000, "val": 1000, "test": 1000}
+NATIVE_SIZE = {"shapes": 32, "colour_shapes": 32, "cifar10": 32, "cifar100": 32, "stl10": 96,
+               "folder": 64}
+SHAPES_SPLIT_SIZES = {"train": 5000, "val": 1000, "test": 1000}  # also colour_shapes
 TORCHVISION_SPLIT_SIZES = {"train": 50_000, "test": 10_000}  # CIFAR-10 and CIFAR-100
 STL10_SPLIT_SIZES = {"train": 5000, "test": 8000, "unlabeled": 100_000,
                      "train+unlabeled": 105_000}
@@ -418,9 +424,9 @@ def _load_torchvision(name: str, split: str, root: str | Path, download: bool,
     return images, torch.from_numpy(labels), classes
 
 
-def _shapes_seed(seed: int, split: str) -> int:
-    """A seed per (seed, split), so that splits never share an image."""
-    return int.from_bytes(hashlib.sha256(f"shapes/{split}/{seed}".encode()).digest()[:8],
+def _shapes_seed(seed: int, split: str, name: str = "shapes") -> int:
+    """A seed per (dataset, seed, split), so that splits never share an image."""
+    return int.from_bytes(hashlib.sha256(f"{name}/{split}/{seed}".encode()).digest()[:8],
                           "little") >> 1
 
 
@@ -453,11 +459,11 @@ def resolve_dataset(dataset: str | None, data_dir: str | None, default: str,
                          f"not read them (--data-dir is its download cache); pass --dataset "
                          f"folder to use them")
     chosen = dataset or default
-    if chosen == "shapes":
+    if chosen in GENERATED:
         what = ("holds no images" if Path(data_dir).expanduser().is_dir()
                 else "does not exist")
         raise ValueError(f"--data-dir {data_dir} {what} (expected DIR/train/<class>/*.jpg, "
-                         f"DIR/<class>/*.jpg or DIR/*.jpg), and --dataset shapes is generated "
+                         f"DIR/<class>/*.jpg or DIR/*.jpg), and --dataset {chosen} is generated "
                          f"and reads no files; fix the folder, or drop --data-dir")
     return chosen, None
 
@@ -484,14 +490,14 @@ def dataset_nbytes(name: str, split: str = "train", root: str | Path = "data", *
     """
     if name == "folder":
         n = len(scan_folder(Path(root).expanduser(), split)[0])
-    elif name == "shapes":
+    elif name in GENERATED:
         n = SHAPES_SPLIT_SIZES[split]
     elif name == "stl10":
         n = STL10_SPLIT_SIZES[split]
     else:
         n = TORCHVISION_SPLIT_SIZES[split]
     if size is not None:
-        n = min(n, size) if name != "shapes" else size
+        n = min(n, size) if name not in GENERATED else size
     return image_bytes(n, image_size or NATIVE_SIZE[name])
 
 
@@ -502,10 +508,10 @@ def load_dataset(name: str, split: str = "train", root: str | Path = "data", *,
     """Load one split of a dataset, by default as an in-memory :class:`ImageTensorDataset`.
 
     Args:
-        name: one of :data:`DATASETS`: ``shapes``, ``cifar10``, ``cifar100``, ``stl10``,
-            ``folder``.
-        split: one of ``SPLITS[name]``. ``shapes``: ``train`` (5000 images), ``val`` and
-            ``test`` (1000 each), generated from different seeds. ``stl10``:
+        name: one of :data:`DATASETS`: ``shapes``, ``colour_shapes``, ``cifar10``,
+            ``cifar100``, ``stl10``, ``folder``.
+        split: one of ``SPLITS[name]``. ``shapes`` and ``colour_shapes``: ``train`` (5000
+            images), ``val`` and ``test`` (1000 each), generated from different seeds. ``stl10``:
             ``train+unlabeled`` is the 105 000 images used for SimCLR pretraining (label
             ``-1`` for the unlabelled ones). ``folder``: see ``root``.
         root: download cache for torchvision datasets (files go to ``root/<name>/``). For
@@ -557,12 +563,14 @@ def load_dataset(name: str, split: str = "train", root: str | Path = "data", *,
         return _load_folder(root, split, image_size, in_memory, seed, size, progress,
                             transform)
     side = image_size or NATIVE_SIZE[name]
-    if name == "shapes":
+    if name in GENERATED:
+        make, classes = GENERATED[name]
         n = size if size is not None else SHAPES_SPLIT_SIZES[split]
-        check_fits(image_bytes(n, side), "cpu", f"{n} shapes images at 3x{side}x{side}")
-        images, labels = make_shapes(n, seed=_shapes_seed(seed, split), image_size=side)
-        meta = shape_factors(n, seed=_shapes_seed(seed, split))
-        return ImageTensorDataset(images, labels, SHAPE_CLASSES, transform, meta=meta)
+        check_fits(image_bytes(n, side), "cpu", f"{n} {name} images at 3x{side}x{side}")
+        images, labels = make(n, seed=_shapes_seed(seed, split, name), image_size=side)
+        meta = (shape_factors(n, seed=_shapes_seed(seed, split, name)) if name == "shapes"
+                else None)  # the factors each image was drawn from (notebook 05)
+        return ImageTensorDataset(images, labels, classes, transform, meta=meta)
     images, labels, classes = _load_torchvision(name, split, root, download)
     if size is not None and size < len(labels):
         idx = _stratified_pick(labels, size, seed)

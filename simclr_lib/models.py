@@ -109,12 +109,15 @@ class ProjectionHead(nn.Module):
     SimCLR v1 uses two layers (``Linear -> ReLU -> Linear``, Chen et al. 2020, Section 2.1);
     SimCLR v2 uses three (Chen et al., "Big Self-Supervised Models are Strong
     Semi-Supervised Learners", 2020). Hidden layers carry BatchNorm when ``batch_norm``.
+    One layer is the *linear* projection and zero layers *no* projection (``z = h``), the
+    other two heads of the paper's Figure 8 (Section 4.2; notebooks/06_experiments.ipynb).
 
     Args:
         in_dim: width of ``h`` (the encoder's ``feature_dim``).
         hidden_dim: width of the hidden layers (the paper uses ``in_dim``).
-        out_dim: width of ``z`` (128 in the paper).
-        num_layers: number of linear layers, at least 1.
+        out_dim: width of ``z`` (128 in the paper); with ``num_layers=0`` it is ``in_dim``
+            whatever is passed.
+        num_layers: number of linear layers; 0 is the identity.
         batch_norm: BatchNorm after each hidden linear layer.
 
     Example:
@@ -126,8 +129,9 @@ class ProjectionHead(nn.Module):
     def __init__(self, in_dim: int, hidden_dim: int | None = None, out_dim: int = 128,
                  num_layers: int = 2, batch_norm: bool = True) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if num_layers < 0:
+            raise ValueError(f"num_layers must be >= 0 (0: no projection, z = h), got "
+                             f"{num_layers}")
         hidden_dim = hidden_dim or in_dim
         layers: list[nn.Module] = []
         dim = in_dim
@@ -137,8 +141,11 @@ class ProjectionHead(nn.Module):
                 layers.append(nn.BatchNorm1d(hidden_dim))
             layers.append(nn.ReLU(inplace=True))
             dim = hidden_dim
-        layers.append(nn.Linear(dim, out_dim))
-        self.net = nn.Sequential(*layers)
+        if num_layers == 0:
+            out_dim = in_dim  # no projection: z = h
+        else:
+            layers.append(nn.Linear(dim, out_dim))
+        self.net = nn.Sequential(*layers)  # empty: the identity
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

@@ -803,3 +803,77 @@ def plot_history(history: Any) -> Figure:
         title += f" (median {np.median(speeds):,.0f} images/s)"
     fig.suptitle(title)
     return fig
+
+
+def plot_ablation(results: Mapping[str, Any], *, title: str, xlabel: str = "",
+                  ylabel: str = "test accuracy (%)", lines: Mapping[str, float] | None = None,
+                  default: str | None = None) -> Figure:
+    """Accuracy per setting of an ablation: a bar at the mean, a dot for every seed.
+
+    One setting changed at a time, the way the paper's ablations are read (Figures 5, 8 and
+    9, Table 5 of SimCLR, Chen et al. 2020); the dots show the seed-to-seed spread, which
+    decides whether two bars differ at all.
+
+    Args:
+        results: ``setting -> accuracies`` (one per seed, in [0, 1]), or ``setting ->
+            {series: accuracies}`` for grouped bars (e.g. the probe of ``h`` and of ``z``);
+            settings keep their order.
+        title, xlabel, ylabel: texts of the axes.
+        lines: optional ``name -> accuracy`` in [0, 1] drawn as labelled horizontal lines
+            (e.g. a random encoder, chance).
+        default: the setting the profile trains with; its label gets "(default)".
+
+    Returns:
+        A Figure with 1 axes, the legend below it. Each bar's mean, in percent, is written
+        at its foot.
+
+    Raises:
+        ValueError: no settings, or a setting without values.
+    """
+    if not results:
+        raise ValueError("results is empty")
+    grouped = {str(k): (dict(v) if isinstance(v, Mapping) else {"": v})
+               for k, v in results.items()}
+    series = list(dict.fromkeys(s for groups in grouped.values() for s in groups))
+    for name, groups in grouped.items():
+        if not any(len(v) for v in groups.values()):
+            raise ValueError(f"setting {name!r} has no values")
+    n_set, n_ser = len(grouped), len(series)
+    width = 0.8 / n_ser
+    fig = _figure(figsize=(max(5.0, 1.0 + (0.75 + 0.45 * n_ser) * n_set), 4.0))
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)  # horizontal jitter of the seed dots, the same each time
+    for j, s in enumerate(series):
+        for i, groups in enumerate(grouped.values()):
+            values = 100 * np.asarray(groups.get(s, []), dtype=float)
+            if not len(values):
+                continue
+            x = i + (j - (n_ser - 1) / 2) * width
+            ax.bar(x, values.mean(), width * 0.9, color=PALETTE[j % len(PALETTE)], alpha=0.45,
+                   hatch=("", "//", "..", "xx")[j % 4], edgecolor=PALETTE[j % len(PALETTE)],
+                   label=s if s and i == 0 else None)
+            dots = x + rng.uniform(-0.15, 0.15, len(values)) * width * (len(values) > 1)
+            ax.scatter(dots, values, s=22, color="black", marker=MARKERS[j % len(MARKERS)],
+                       zorder=3, label="one seed" if i == 0 and j == 0 else None)
+            ax.annotate(f"{values.mean():.0f}", (x, 0), xytext=(0, 3),  # the mean, at the foot
+                        textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                        fontweight="bold")
+    styles = [(0, (5, 2)), ":", "-.", (0, (1, 1))]
+    for k, (name, acc) in enumerate((lines or {}).items()):
+        ax.axhline(100 * acc, color="#555555", linestyle=styles[k % len(styles)], linewidth=1.3,
+                   label=f"{name}: {100 * acc:.0f}%")
+    names = [f"{n}\n(default)" if n == default else n for n in grouped]
+    ax.set_xticks(range(n_set), names, fontsize=9)
+    ax.set_xlim(-0.6, n_set - 0.4)
+    top = max([100 * float(np.max(v)) for g in grouped.values() for v in g.values() if len(v)]
+              + [100 * a for a in (lines or {}).values()])
+    ax.set_ylim(0, min(105, top * 1.18 + 2))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = len(labels) if len(labels) <= 4 else math.ceil(len(labels) / 2)  # one or two rows
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False,
+               fontsize=8)
+    return fig

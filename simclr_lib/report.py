@@ -29,7 +29,14 @@ import torch
 from .augment import BatchedAugment
 from .checkpoint import load_checkpoint, run_dir_of
 from .config import TrainConfig, config_from_dict, get_profile
-from .data import SPLITS, image_size_of, load_dataset, resolve_dataset, train_val_split
+from .data import (
+    GENERATED,
+    SPLITS,
+    image_size_of,
+    load_dataset,
+    resolve_dataset,
+    train_val_split,
+)
 from .device import resolve_device
 from .diagnostics import alignment, effective_rank, positive_pair_retrieval, uniformity
 from .evaluate import (
@@ -199,7 +206,7 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
                                             (Path(data_dir).expanduser() / "val").is_dir())
     metrics: dict[str, Any] = {
         "checkpoint": str(checkpoint), "epoch": ckpt.get("epoch"), "dataset": dataset,
-        "data_dir": None if dataset == "shapes" else data_dir,
+        "data_dir": None if dataset in GENERATED else data_dir,
         "image_size": int(test.images.shape[-1]), "train_size": train_size,
         "encoder": cfg.encoder,
         "sizes": {name: len(ds) for name, ds in splits.items()},

@@ -18,6 +18,10 @@ template with ``grid_sample`` at 2x2 points per pixel, through a random rotation
 translation; a batch of images is rendered at once (7000 images in about a second on one
 CPU core).
 
+``colour_shapes`` (:func:`make_colour_shapes`) draws the same kind of images with the
+classes the other way round: the class is the object's hue and the shape is random, a
+dataset on which SimCLR's colour augmentations hurt (notebooks/06_experiments.ipynb).
+
 Introduced in notebooks/01_augmentations.ipynb.
 """
 
@@ -31,6 +35,8 @@ import torch.nn.functional as F
 
 SHAPE_CLASSES = ("disk", "ring", "square", "frame", "triangle", "plus", "star", "heart",
                  "crescent", "arrow")
+# colour_shapes: the hue of the object, in sixths of a turn (0 red, 1/6 yellow, ...)
+COLOUR_CLASSES = ("red", "yellow", "green", "cyan", "blue", "magenta")
 
 
 def _polygon(u: torch.Tensor, v: torch.Tensor, sides: int, radius: float) -> torch.Tensor:
@@ -102,6 +108,12 @@ def _dist_to_segment(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch
     return (a + t.clamp(0, 1) * ab - p).norm(dim=-1)
 
 
+def _stands_out(o: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
+    """(m,) whether each object colour ``o`` stands out from its background ``c1 -> c2``."""
+    return (_dist_to_segment(o, c1, c2) >= 0.4) & (_dist_to_segment(
+        _luminance(o)[:, None], _luminance(c1)[:, None], _luminance(c2)[:, None]) >= 0.12)
+
+
 def _colours(n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
     """Object colour, background end colours and whether the background is a gradient.
 
@@ -117,8 +129,7 @@ def _colours(n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
         m = len(todo)
         o, c1, c2 = (torch.rand(m, 3, generator=g) for _ in range(3))
         c2 = torch.where(gradient[todo, None], c2, c1)
-        ok = (_dist_to_segment(o, c1, c2) >= 0.4) & (_dist_to_segment(
-            _luminance(o)[:, None], _luminance(c1)[:, None], _luminance(c2)[:, None]) >= 0.12)
+        ok = _stands_out(o, c1, c2)
         obj[todo[ok]], bg1[todo[ok]], bg2[todo[ok]] = o[ok], c1[ok], c2[ok]
         todo = todo[~ok]
         if len(todo) == 0:
@@ -126,6 +137,43 @@ def _colours(n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
     else:  # practically never: fall back to black on white
         obj[todo], bg1[todo], bg2[todo] = 0.0, 1.0, 1.0
     return obj, bg1, bg2, gradient
+
+
+def _backgrounds(obj: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Background end colours for given object colours (n, 3), resampled as in
+    :func:`_colours` until each object stands out from its background."""
+    n = obj.shape[0]
+    bg1, bg2 = torch.empty(n, 3), torch.empty(n, 3)
+    gradient = torch.rand(n, generator=g) < 0.5
+    todo = torch.arange(n)
+    for _ in range(100):
+        c1, c2 = (torch.rand(len(todo), 3, generator=g) for _ in range(2))
+        c2 = torch.where(gradient[todo, None], c2, c1)
+        ok = _stands_out(obj[todo], c1, c2)
+        bg1[todo[ok]], bg2[todo[ok]] = c1[ok], c2[ok]
+        todo = todo[~ok]
+        if len(todo) == 0:
+            break
+    else:  # practically never: white behind dark objects, black behind light ones
+        bg1[todo] = bg2[todo] = (_luminance(obj[todo]) < 0.5).float()[:, None]
+    return bg1, bg2
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """Colours from hue, saturation and value, all in [0, 1]: (..., 3) -> (..., 3).
+
+    The standard formula (hue in turns: 0 red, 1/3 green, 2/3 blue), the same as Python's
+    ``colorsys.hsv_to_rgb``: channel ``c`` is ``v - v s clamp(min(k, 4 - k), 0, 1)`` with
+    ``k = (n_c + 6 h) mod 6`` and ``n = 5, 3, 1`` for red, green and blue.
+
+    Example:
+        >>> hsv_to_rgb(torch.tensor([2 / 3, 1.0, 1.0]))  # pure blue
+        tensor([0., 0., 1.])
+    """
+    h, s, v = hsv.unbind(-1)
+    n = torch.tensor([5.0, 3.0, 1.0])
+    k = torch.remainder(n + 6 * h[..., None], 6)  # (..., 3)
+    return v[..., None] - (v * s)[..., None] * torch.minimum(k, 4 - k).clamp(0, 1)
 
 
 _EXTENT = 1.2  # templates cover object coordinates [-_EXTENT, _EXTENT]^2
@@ -248,6 +296,77 @@ def make_shapes(n: int, seed: int = 0, image_size: int = 32,
     obj, (bg1, bg2) = factors["object_colour"], factors["background_colours"].unbind(1)
     grad_angle, noise_std = factors["gradient_angle"], factors["noise_std"]
 
+    images = _render(labels, angle, scale, shift, obj, bg1, bg2, grad_angle, noise_std,
+                     noise_seed, image_size)
+    return images, labels
+
+
+def make_colour_shapes(n: int, seed: int = 0, image_size: int = 32,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generate ``n`` images of ``colour_shapes``: the ``shapes`` images, classed by colour.
+
+    The opposite of ``shapes``: the class is the object's *hue*, one of the six of
+    :data:`COLOUR_CLASSES` (centre ``c / 6`` of a turn, plus or minus 1/24), and everything
+    else is random and independent of it: which of the ten shapes, the object's luminance
+    (in [0.3, 0.5], so that a grayscale image says nothing of the class), its saturation
+    (60% to 100% of the most its hue allows at that luminance), the background (resampled
+    until the object stands out, as in ``shapes``), position, scale, rotation and noise.
+    A task for which SimCLR's colour augmentations (hue jitter and grayscale, Chen et al.
+    2020, Section 3) teach the encoder to ignore the very cue the labels need. Introduced
+    in notebooks/06_experiments.ipynb.
+
+    Args:
+        n: number of images.
+        seed: seed of a private ``torch.Generator``; the global RNG is untouched.
+        image_size: side ``S`` of the square images.
+
+    Returns:
+        ``(images, labels)``: uint8 ``(n, 3, S, S)`` and int64 ``(n,)`` indices into
+        :data:`COLOUR_CLASSES`, balanced (``n // 6`` or one more each) and shuffled.
+
+    Raises:
+        ValueError: ``n < 0`` or ``image_size < 8``.
+
+    Example:
+        >>> images, labels = make_colour_shapes(60, seed=0)
+        >>> images.shape, torch.bincount(labels).tolist()
+        (torch.Size([60, 3, 32, 32]), [10, 10, 10, 10, 10, 10])
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if image_size < 8:
+        raise ValueError(f"image_size must be >= 8, got {image_size}")
+    k = len(COLOUR_CLASSES)
+    g = torch.Generator().manual_seed(seed)
+    labels = (torch.arange(n) % k)[torch.randperm(n, generator=g)]
+    shape = torch.randint(len(SHAPE_CLASSES), (n,), generator=g)  # independent of the class
+    angle = torch.rand(n, generator=g) * 2 * math.pi
+    scale = 0.45 + 0.35 * torch.rand(n, generator=g)
+    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (0.95 - scale[:, None])
+    u = torch.rand(n, 3, generator=g)
+    hue = torch.remainder(labels / k + (u[:, 0] - 0.5) / (2 * k), 1.0)  # +-1/24 of a turn
+    # the luminance is drawn apart from the class, so a grayscale view keeps no trace of it:
+    # at value 1, saturation s lowers the luminance from 1 to 1 - s * loss(hue)
+    lum = 0.3 + 0.2 * u[:, 2]                                            # (n,) in [0.3, 0.5]
+    loss = 1 - _luminance(hsv_to_rgb(torch.stack([hue, torch.ones(n), torch.ones(n)], 1)))
+    sat = ((1 - lum) / loss).clamp(max=1) * (0.6 + 0.4 * u[:, 1])       # as vivid as allowed
+    obj = hsv_to_rgb(torch.stack([hue, sat, lum / (1 - sat * loss)], 1))  # luminance = lum
+    bg1, bg2 = _backgrounds(obj, g)
+    grad_angle = torch.rand(n, generator=g) * 2 * math.pi
+    noise_std = 0.06 * torch.rand(n, generator=g)
+    noise_seed = int(torch.randint(2 ** 62, (1,), generator=g))
+    images = _render(shape, angle, scale, shift, obj, bg1, bg2, grad_angle, noise_std,
+                     noise_seed, image_size)
+    return images, labels
+
+
+def _render(shape: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+            obj: torch.Tensor, bg1: torch.Tensor, bg2: torch.Tensor, grad_angle: torch.Tensor,
+            noise_std: torch.Tensor, noise_seed: int, image_size: int) -> torch.Tensor:
+    """Draw n images from their factors: ``shape`` (n,) indices into :data:`SHAPE_CLASSES`,
+    pose (n,), (n,), (n, 2), colours (n, 3) each, gradient angle and noise (n,). Returns
+    uint8 (n, 3, S, S)."""
+    n = shape.shape[0]
     s = image_size
     templates = _templates(s)  # (10, 1, T, T) antialiased masks
     # sub-pixel p in [-1, 1]^2 samples the template at R(-angle) (p - shift) / (scale * _EXTENT):
@@ -265,7 +384,7 @@ def make_shapes(n: int, seed: int = 0, image_size: int = 32,
         th = theta[sl, :, :, None, None]  # (B, 2, 3, 1, 1)
         grid = th[:, :, 0] * sub[None, None, :] + th[:, :, 1] * sub[None, :, None] + th[:, :, 2]
         grid = grid.permute(0, 2, 3, 1)  # (B, 2S, 2S, 2): template (x, y) of each sub-pixel
-        cover = F.grid_sample(templates[labels[sl]], grid, align_corners=False)
+        cover = F.grid_sample(templates[shape[sl]], grid, align_corners=False)
         cover = F.avg_pool2d(cover, 2)  # (B, 1, S, S): 2x2 supersampled coverage in [0, 1]
         d = torch.stack([grad_angle[sl].cos(), grad_angle[sl].sin()], 1)  # (B, 2)
         w = (d[:, 0, None, None] * pix[None, None, :] + d[:, 1, None, None] * pix[None, :, None])
@@ -274,4 +393,4 @@ def make_shapes(n: int, seed: int = 0, image_size: int = 32,
         img = bg * (1 - cover) + obj[sl, :, None, None] * cover
         img = img + noise_std[sl, None, None, None] * torch.randn(img.shape, generator=noise_g)
         images[sl] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
-    return images, labels
+    return images

@@ -24,6 +24,8 @@ def test_both_spellings_of_multi_word_flags():
     cfg = config_from_args(build_parser().parse_args(
         ["train", "--profile", "ci", "--warmup_epochs", "3", "--knn-every", "0"]))
     assert (cfg.warmup_epochs, cfg.knn_every, cfg.dataset) == (3, 0, "shapes")
+    cfg = config_from_args(build_parser().parse_args(["train", "--dataset", "colour_shapes"]))
+    assert cfg.dataset == "colour_shapes"
 
 
 @pytest.mark.parametrize(("flags", "expected"), [([], None), (["--sync-bn"], True),
@@ -144,6 +146,7 @@ def test_data_dir_holding_images_selects_folder(tmp_path, capsys):
     (None, "empty", "holds no images"),
     (None, "nope", "does not exist"),
     ("shapes", "empty", "shapes is generated and reads no files"),
+    ("colour_shapes", "empty", "colour_shapes is generated and reads no files"),
     ("folder", None, "--dataset folder reads your images from --data-dir DIR"),
 ])
 def test_a_data_dir_that_would_be_ignored_is_an_error(tmp_path, capsys, dataset, folder,

@@ -71,6 +71,7 @@ def test_lr_scaling_rules():
     (dict(optimizer="adam"), "unknown optimizer 'adam'"),
     (dict(precision="fp8"), "unknown precision"),
     (dict(epochs=0), "epochs must be >= 1"),
+    (dict(head_layers=-1), "head_layers must be >= 0"),
 ])
 def test_validate_names_the_problem(change, message):
     with pytest.raises(ValueError, match=message):

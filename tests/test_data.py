@@ -28,8 +28,11 @@ from simclr_lib.data import (
 )
 from simclr_lib.shapes import (
     BACKGROUND_TYPES,
+    COLOUR_CLASSES,
     POLARITIES,
     SHAPE_CLASSES,
+    hsv_to_rgb,
+    make_colour_shapes,
     make_shapes,
     shape_factors,
 )
@@ -146,6 +149,84 @@ def test_shapes_datasets_carry_their_factors_through_subsets():
     assert torch.equal(val.meta["label"], val.labels)
     assert torch.equal(train.meta["label"], train.labels)
     assert (val.meta["background"] >= 0).all() and len(val.meta["background"]) == len(val)
+
+
+def test_make_shapes_output_is_unchanged_by_colour_shapes():
+    # labels and per-image mean intensities of make_shapes before colour_shapes existed
+    # (commit b68e9f4); the mean moves by 1/3072 per pixel rounded differently
+    golden = {0: ([4, 1, 7, 5, 3, 9, 0, 8, 6, 2],
+                  [104.1406, 133.6986, 127.3138, 116.3434, 136.0817, 66.4619, 140.2012,
+                   174.6243, 98.6406, 177.4072]),
+              1: ([5, 6, 1, 2, 0, 8, 9, 3, 7, 4],
+                  [99.389, 154.0339, 138.6077, 118.2826, 150.6868, 110.1729, 164.3066,
+                   125.971, 113.8574, 151.2334])}
+    for seed, (labels, means) in golden.items():
+        x, y = make_shapes(10, seed=seed)
+        assert y.tolist() == labels
+        torch.testing.assert_close(x.float().mean(dim=(1, 2, 3)), torch.tensor(means),
+                                   rtol=0, atol=0.01)
+
+
+def test_hsv_to_rgb_matches_colorsys():
+    import colorsys
+    hsv = torch.rand(200, 3, generator=torch.Generator().manual_seed(0))
+    hsv[:6, 0] = torch.arange(6) / 6  # sector boundaries
+    ref = torch.tensor([colorsys.hsv_to_rgb(*map(float, c)) for c in hsv])
+    torch.testing.assert_close(hsv_to_rgb(hsv), ref)
+
+
+def test_colour_shapes_class_is_the_hue_and_shape_is_random(monkeypatch):
+    import colorsys
+
+    import simclr_lib.shapes as shapes_module
+    seen = {}
+    render = shapes_module._render
+
+    def spy(shape, angle, scale, shift, obj, bg1, bg2, *rest):
+        seen.update(shape=shape, obj=obj, bg1=bg1, bg2=bg2)
+        return render(shape, angle, scale, shift, obj, bg1, bg2, *rest)
+
+    monkeypatch.setattr(shapes_module, "_render", spy)
+    x, y = make_colour_shapes(600, seed=4)
+    assert x.shape == (600, 3, 32, 32) and x.dtype == torch.uint8
+    assert torch.bincount(y).tolist() == [100] * 6 and len(COLOUR_CLASSES) == 6
+    hsv = torch.tensor([colorsys.rgb_to_hsv(*map(float, c)) for c in seen["obj"]])
+    offset = torch.remainder(hsv[:, 0] - y / 6 + 0.5, 1.0) - 0.5  # turns from the class hue
+    assert offset.abs().max() <= 1 / 24 + 1e-5
+    assert hsv[:, 1].min() > 0.3 and seen["obj"].min() >= 0 and seen["obj"].max() <= 1
+    # the luminance is the same for every class, so grayscale keeps nothing of the class
+    lum = seen["obj"] @ torch.tensor([0.299, 0.587, 0.114])
+    assert lum.min() >= 0.3 - 1e-5 and lum.max() <= 0.5 + 1e-5
+    by_class = torch.stack([lum[y == c].mean() for c in range(6)])
+    assert by_class.max() - by_class.min() < 0.03
+    assert set(seen["shape"].tolist()) == set(range(len(SHAPE_CLASSES)))
+    # the shape says nothing about the colour: every class holds many shapes
+    for c in range(6):
+        assert len(set(seen["shape"][y == c].tolist())) >= 8
+    # and the object stands out from its background, as in shapes (visible in grayscale)
+    assert shapes_module._stands_out(seen["obj"], seen["bg1"], seen["bg2"]).all()
+    gray = torch.einsum("nchw,c->nhw", x.float(), torch.tensor([0.299, 0.587, 0.114]))
+    spread = gray.flatten(1).quantile(0.99, dim=1) - gray.flatten(1).quantile(0.01, dim=1)
+    assert spread.min() > 25
+
+
+def test_colour_shapes_is_deterministic_and_a_dataset_of_its_own():
+    x1, y1 = make_colour_shapes(30, seed=3)
+    x2, y2 = make_colour_shapes(30, seed=3)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(make_colour_shapes(30, seed=4)[0], x1)
+    with pytest.raises(ValueError, match="image_size"):
+        make_colour_shapes(4, image_size=4)
+    with pytest.raises(ValueError, match="n must be"):
+        make_colour_shapes(-1)
+    val = load_dataset("colour_shapes", "val", size=300)
+    assert val.classes == list(COLOUR_CLASSES) and torch.bincount(val.labels).tolist() == [50] * 6
+    test = load_dataset("colour_shapes", "test", size=300)
+    shapes_val = load_dataset("shapes", "val", size=300)
+    seen = {img.numpy().tobytes() for img in val.images}
+    for other in (test, shapes_val):
+        assert not seen & {img.numpy().tobytes() for img in other.images}
+    assert torch.equal(load_dataset("colour_shapes", "val", size=300).images, val.images)
 
 
 def test_load_shapes_splits_are_disjoint_and_sized():

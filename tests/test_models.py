@@ -2,7 +2,15 @@ import pytest
 import torch
 from torch import nn
 
-from simclr_lib.models import ENCODERS, ProjectionHead, SimCLR, SmallCNN, build_encoder
+from simclr_lib.config import TrainConfig
+from simclr_lib.models import (
+    ENCODERS,
+    ProjectionHead,
+    SimCLR,
+    SmallCNN,
+    build_encoder,
+    build_model,
+)
 
 
 @pytest.mark.parametrize("name,dim", [("small_cnn", 256), ("resnet18", 512), ("resnet34", 512),
@@ -70,8 +78,19 @@ def test_projection_head_without_batch_norm():
     g = ProjectionHead(8, out_dim=4, num_layers=2, batch_norm=False)
     assert not any(isinstance(m, nn.BatchNorm1d) for m in g.modules())
     assert g.net[0].bias is not None and g.net[0].out_features == 8
-    with pytest.raises(ValueError):
-        ProjectionHead(8, num_layers=0)
+    with pytest.raises(ValueError, match="num_layers must be >= 0"):
+        ProjectionHead(8, num_layers=-1)
+
+
+def test_projection_head_of_zero_layers_is_no_projection():
+    g = ProjectionHead(64, out_dim=128, num_layers=0)  # the paper's "None" head (Figure 8)
+    h = torch.randn(4, 64)  # negative entries too
+    assert torch.equal(g(h), h) and g.out_dim == 64 and not list(g.parameters())
+    model = build_model(TrainConfig(encoder="small_cnn", encoder_width=8, head_layers=0))
+    h, z = model(torch.rand(3, 3, 32, 32))
+    assert torch.equal(h, z) and z.shape == (3, 64)
+    linear = build_model(TrainConfig(encoder="small_cnn", encoder_width=8, head_layers=1))
+    assert [type(m) for m in linear.head.net] == [nn.Linear]
 
 
 def test_simclr_returns_h_and_z():

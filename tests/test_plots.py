@@ -17,6 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from simclr_lib import plots  # noqa: E402
 from simclr_lib.plots import (  # noqa: E402
+    plot_ablation,
     plot_accuracies,
     plot_histograms,
     plot_history,
@@ -242,3 +243,32 @@ def test_plot_history(tmp_path):
     check(plot_history(path), 2, tmp_path)  # no kNN column: loss and lr only
     with pytest.raises(ValueError, match="empty"):
         plot_history([])
+
+
+def test_plot_ablation_bars_seeds_and_lines(tmp_path):
+    fig = plot_ablation({"a": [0.2, 0.3], "b": [0.5]}, title="t", xlabel="x",
+                        lines={"random encoder": 0.15, "chance": 0.1}, default="b")
+    check(fig, 1, tmp_path)
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if p.get_height() > 0]
+    assert [round(b.get_height(), 6) for b in bars] == [25.0, 50.0]  # means, in percent
+    dots = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
+    assert sorted(dots.tolist()) == [20.0, 30.0, 50.0]  # one dot per seed
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b\n(default)"]
+    assert [round(line.get_ydata()[0], 6) for line in ax.get_lines()] == [15.0, 10.0]
+    assert [t.get_text() for t in ax.texts] == ["25", "50"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["one seed", "random encoder: 15%", "chance: 10%"]
+
+
+def test_plot_ablation_grouped_and_errors(tmp_path):
+    fig = plot_ablation({"none": {"h": [0.3], "z": [0.3]},
+                         "MLP": {"h": [0.4, 0.5], "z": [0.2, 0.3]}}, title="heads")
+    check(fig, 1, tmp_path)
+    ax = fig.axes[0]
+    assert sorted(round(p.get_height(), 6) for p in ax.patches) == [25.0, 30.0, 30.0, 45.0]
+    assert {"h", "z"} <= {t.get_text() for t in fig.legends[0].get_texts()}
+    with pytest.raises(ValueError, match="empty"):
+        plot_ablation({}, title="t")
+    with pytest.raises(ValueError, match="'a' has no values"):
+        plot_ablation({"a": []}, title="t")
