@@ -83,6 +83,10 @@ def _train_parser(sub) -> None:
           "form a pair; --no-sync-bn turns it off)")
     _flag(p, "streaming", action="store_true",
           help="stream images through DataLoader workers instead of holding them in memory")
+    _flag(p, "stem", choices=("small", "imagenet"),
+          help="ResNet stem: small (3x3 stride-1 conv, no max-pool: the paper's choice for "
+          "CIFAR-10, Appendix B.9; the default) or imagenet (7x7 stride-2 conv and max-pool, "
+          "for images of about 96 px and more)")
     _flag(p, "overwrite", action="store_true", help="allow --out to hold an earlier run")
     _flag(p, "no_progress", action="store_true", help="no progress bar")
 
@@ -195,6 +199,8 @@ def config_from_args(args: argparse.Namespace):
         changes["sync_bn"] = args.sync_bn
     if args.streaming:
         changes["in_memory"] = False
+    if args.stem is not None:
+        changes["small_images"] = args.stem == "small"
     if args.no_progress:
         changes["progress"] = False
     return dataclasses.replace(cfg, **changes)

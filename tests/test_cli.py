@@ -177,3 +177,20 @@ def test_an_existing_run_names_overwrite_and_resume(tmp_path, capsys):
     capsys.readouterr()
     err = _error(argv, capsys)
     assert "already holds a run" in err and "--overwrite" in err and "--resume" in err
+
+
+def test_stem_flag_chooses_the_resnet_stem_and_the_model_follows():
+    from simclr_lib.models import build_model
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["train", "--profile", "ci"])).small_images
+    cfg = config_from_args(parse(["train", "--profile", "ci", "--encoder", "resnet18",
+                                  "--stem", "imagenet"]))
+    assert cfg.small_images is False
+    f = build_model(cfg).encoder
+    assert f.conv1.kernel_size == (7, 7) and f.conv1.stride == (2, 2)
+    assert not isinstance(f.maxpool, torch.nn.Identity)
+    small = build_model(config_from_args(parse(["train", "--profile", "ci", "--encoder",
+                                                "resnet18", "--stem", "small"]))).encoder
+    assert small.conv1.kernel_size == (3, 3) and isinstance(small.maxpool, torch.nn.Identity)
+    with pytest.raises(SystemExit):
+        parse(["train", "--stem", "huge"])
