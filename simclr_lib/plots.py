@@ -290,35 +290,40 @@ def plot_histograms(images: Any, bins: int = 32, n: int = 4,
 
     Args:
         images: (B, 3, H, W) uint8 or float images.
-        bins: histogram bins over the intensity range 0..255.
+        bins: histogram bins over the intensity range [0, 1] (uint8 values are divided
+            by 255, as ``simclr_lib.augment.to_float`` does).
         n: how many images (at most B).
         titles: optional title per image.
 
     Returns:
-        A Figure with ``2 n`` axes: images on top, histograms below (shared y axis).
+        A Figure with ``2 n`` axes: images on top, histograms below. The histograms share
+        one y range, from 0 to a little above their tallest bin, so no bin is cut off.
     """
     imgs = to_numpy_images(images)
     n = max(1, min(n, len(imgs)))
     fig = _figure(figsize=(2.8 * n, 5.0))
     fig.get_layout_engine().set(wspace=0.08)
     axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [1.1, 1]})
-    edges = np.linspace(0, 255, bins + 1)
+    edges = np.linspace(0, 1, bins + 1)
     channels = (("R", "#D55E00", "-"), ("G", "#009E73", "--"), ("B", "#0072B2", ":"))
+    tallest = 0.0
     for i in range(n):
         _image_axis(axes[0, i], imgs[i])
         if titles is not None and i < len(titles):
             axes[0, i].set_title(str(titles[i]), fontsize=9)
         ax = axes[1, i]
         for ch, (name, color, ls) in enumerate(channels):
-            counts, _ = np.histogram(imgs[i][..., ch] * 255, bins=edges)
-            ax.stairs(counts / counts.sum(), edges, color=color, linestyle=ls, linewidth=1.8,
-                      label=name)
-        ax.set_xlim(0, 255)
-        ax.set_xticks([0, 128, 255])
+            counts, _ = np.histogram(imgs[i][..., ch], bins=edges)  # [0, 1], 1 in last bin
+            fraction = counts / counts.sum()
+            tallest = max(tallest, float(fraction.max()))
+            ax.stairs(fraction, edges, color=color, linestyle=ls, linewidth=1.8, label=name)
+        ax.set_xlim(0, 1)
+        ax.set_xticks([0, 0.5, 1])
         ax.set_xlabel("intensity")
         if i > 0:
-            ax.sharey(axes[1, 0])
             ax.tick_params(labelleft=False)
+    for ax in axes[1]:  # one y range for all, fitted to the tallest bin of any histogram
+        ax.set_ylim(0, 1.08 * tallest)
     axes[1, 0].set_ylabel("fraction of pixels")
     axes[1, 0].legend(fontsize=8, frameon=False)
     fig.suptitle("Per-channel colour histograms")
@@ -401,6 +406,13 @@ def _tsne_2d(x: Any, idx: np.ndarray, seed: int, perplexity: float) -> np.ndarra
                 random_state=seed).fit_transform(x)
 
 
+# Ten well-separated hues for scatter plots of up to ten groups (matplotlib's tab10): the
+# Okabe-Ito palette has only eight, and its orange/vermillion and yellow pairs blur together
+# when ten classes share one small scatter plot. The marker stays a second cue.
+SCATTER_COLOURS = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B",
+                   "#E377C2", "#7F7F7F", "#BCBD22", "#17BECF")
+
+
 def _scatter_groups(ax: Any, emb: np.ndarray, y: np.ndarray,
                     names: Sequence[str] | None) -> None:
     """One scatter per group of ``y`` (colour and marker per group), labelled for a legend."""
@@ -408,10 +420,12 @@ def _scatter_groups(ax: Any, emb: np.ndarray, y: np.ndarray,
     num = int(present.max()) + 1 if len(present) else 0
     for c in present:
         color, marker = _class_style(int(c), num)
+        if c >= 0:
+            color = SCATTER_COLOURS[int(c) % len(SCATTER_COLOURS)]
         name = "unlabelled" if c < 0 else (
             str(names[c]) if names is not None and c < len(names) else str(c))
         sel = y == c
-        ax.scatter(emb[sel, 0], emb[sel, 1], s=10, color=color, marker=marker, alpha=0.8,
+        ax.scatter(emb[sel, 0], emb[sel, 1], s=20, color=color, marker=marker, alpha=0.85,
                    linewidths=0, label=name)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -425,7 +439,8 @@ def plot_tsne(h: Any, labels: Any, z: Any = None, classes: Sequence[str] | None 
 
     Comparing the two shows what the projection head discards (SimCLR Section 4.2).
     t-SNE preserves neighbourhoods, not distances or cluster sizes: read it for which
-    points group together, nothing more.
+    points group together, nothing more. Each class has its own colour (ten distinct hues,
+    ``SCATTER_COLOURS``) and its own marker.
 
     Args:
         h: (N, D) features.
@@ -509,7 +524,8 @@ def plot_tsne_factors(h: Any, factors: Mapping[str, tuple[Any, Sequence[str] | N
 
 
 def plot_accuracies(table: Mapping[str, Mapping[str, float | None]],
-                    chance: float | None = None, title: str = "Test accuracy") -> Figure:
+                    chance: float | None = None, title: str = "Test accuracy",
+                    colors: Mapping[str, str] | None = None) -> Figure:
     """Horizontal grouped bars: one group per method, one bar per metric, with values.
 
     Args:
@@ -519,12 +535,19 @@ def plot_accuracies(table: Mapping[str, Mapping[str, float | None]],
             the order given.
         chance: optional accuracy of guessing, drawn as a dotted line.
         title: the axes title.
+        colors: optional ``metric -> matplotlib colour``, so that one method keeps one
+            colour across figures; metrics not named take the palette in order.
 
     Returns:
-        A Figure with 1 axes. Metrics differ by colour and by hatching.
+        A Figure with 1 axes. Metrics differ by colour and by hatching; each method's bars
+        are centred on its label, so a method with fewer metrics leaves no empty slots.
 
     Raises:
         ValueError: an empty table, or an accuracy outside [0, 1].
+
+    Example:
+        >>> fig = plot_accuracies({"SimCLR": {"kNN": 0.45, "linear": 0.7}}, chance=0.1,
+        ...                       colors={"linear": "#0072B2"})
     """
     if not table:
         raise ValueError("table is empty")
@@ -536,16 +559,21 @@ def plot_accuracies(table: Mapping[str, Mapping[str, float | None]],
             if metric not in metrics:
                 metrics.append(metric)
     methods = list(table)
-    fig = _figure(figsize=(8.4, 0.75 + 0.42 * len(methods) * len(metrics)))
+    present = [[x for x in metrics if table[m].get(x) is not None] for m in methods]
+    slots = max(1, max(len(p) for p in present))  # bars in the fullest group
+    fig = _figure(figsize=(8.4, 0.75 + 0.42 * len(methods) * slots))
     ax = fig.subplots()
-    height = 0.8 / len(metrics)
+    height = 0.8 / slots
     hatches = ("", "//", "..", "xx", "++")
     for j, metric in enumerate(metrics):
         rows = [(i, table[m][metric]) for i, m in enumerate(methods)
                 if table[m].get(metric) is not None]
-        ys = [i + (j - (len(metrics) - 1) / 2) * height for i, _ in rows]
+        # each group's bars are centred on its label, however many of the metrics it has
+        ys = [i + (present[i].index(metric) - (len(present[i]) - 1) / 2) * height
+              for i, _ in rows]
         accs = [100 * acc for _, acc in rows]
-        ax.barh(ys, accs, height=height * 0.92, color=PALETTE[j % len(PALETTE)],
+        color = (colors or {}).get(metric, PALETTE[j % len(PALETTE)])
+        ax.barh(ys, accs, height=height * 0.92, color=color,
                 hatch=hatches[j % len(hatches)], edgecolor="white", label=metric)
         for y, acc in zip(ys, accs, strict=True):
             ax.text(acc + 1, y, f"{acc:.1f}%", va="center", fontsize=9)
@@ -558,7 +586,8 @@ def plot_accuracies(table: Mapping[str, Mapping[str, float | None]],
     ax.set_xlabel("test accuracy (%)")
     ax.grid(True, axis="x", alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
+    ncol = len(labels) if sum(map(len, labels)) <= 70 else min(3, len(labels))  # fits 8.4 in
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9,
                frameon=False)  # below the axes: never on top of a bar or its value
     ax.set_title(title)
     return fig
@@ -571,18 +600,27 @@ def _curves(results: Any) -> list[tuple[str, list[dict[str, Any]], bool]]:
     return [("SimCLR (linear probe)", list(results), False)]
 
 
-def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = None) -> Figure:
+def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = None,
+                          colors: Mapping[str, str] | None = None) -> Figure:
     """Test accuracy against labels per class (log scale), with error bars over repeats.
 
     Args:
         results: the list returned by :func:`simclr_lib.evaluate.label_efficiency`, or a
             dict ``name -> list`` for several curves.
-        baselines: optional ``name -> list`` (more curves, dashed) or ``name -> accuracy``
-            in [0, 1] (a horizontal line, e.g. the supervised model on all labels).
+        baselines: optional ``name -> list`` (more curves, dashed; a list of one row is a
+            single point, e.g. a model trained another way on all labels) or
+            ``name -> accuracy`` in [0, 1] (a horizontal line).
+        colors: optional ``name -> matplotlib colour`` for curves and lines, so that one
+            method keeps one colour across figures; the others take the palette in order.
 
     Returns:
         A Figure with 1 axes. The ``None`` ("all labels") level is drawn at its average
-        number of labels per class and labelled "all".
+        number of labels per class, labelled "all"; the x-axis label says how many that is.
+
+    Example:
+        >>> rows = [{"labels_per_class": 10, "n_labels": 100, "mean": 0.6, "std": 0.02},
+        ...         {"labels_per_class": None, "n_labels": 5000, "mean": 0.8, "std": 0.0}]
+        >>> fig = plot_label_efficiency({"SimCLR": rows}, colors={"SimCLR": "#0072B2"})
     """
     curves = _curves(results)
     lines: dict[str, float] = {}
@@ -610,10 +648,12 @@ def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = No
             es.append(100 * r.get("std", 0.0))
         order = np.argsort(xs)
         ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=np.array(es)[order],
-                    color=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)],
+                    color=(colors or {}).get(name, PALETTE[i % len(PALETTE)]),
+                    marker=MARKERS[i % len(MARKERS)], markersize=7 if len(xs) == 1 else 6,
                     linestyle="--" if dashed else "-", capsize=3, label=name)
     for j, (name, acc) in enumerate(lines.items()):
-        ax.axhline(100 * acc, color=PALETTE[(len(curves) + j) % len(PALETTE)],
+        ax.axhline(100 * acc,
+                   color=(colors or {}).get(name, PALETTE[(len(curves) + j) % len(PALETTE)]),
                    linestyle=(0, (5, 2, 1, 2)), linewidth=1.5, label=name)
     if num_classes:
         ax.axhline(100 / num_classes, color="#999999", linestyle=":", linewidth=1.2,
@@ -623,7 +663,9 @@ def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = No
     ax.minorticks_off()
     ax.set_ylim(0, 100)
     ax.grid(True, alpha=0.3)
-    ax.set_xlabel("labels per class (log scale)")
+    every = [x for x, name in ticks.items() if name == "all"]
+    ax.set_xlabel("labels per class (log scale)"
+                  + (f'; "all" = {every[0]:.0f} per class' if every else ""))
     ax.set_ylabel("test accuracy (%)")
     fig.legend(loc="outside right upper", frameon=False, fontsize=9)
     ax.set_title("Label efficiency")
@@ -631,7 +673,8 @@ def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = No
 
 
 def plot_knn_grid(query_images: Any, bank_images: Any, indices: Any, n_queries: int = 6,
-                  k: int = 8, query_labels: Any = None, bank_labels: Any = None) -> Figure:
+                  k: int = 8, query_labels: Any = None, bank_labels: Any = None,
+                  classes: Sequence[str] | None = None) -> Figure:
     """Retrieval grid: each row a query image and its ``k`` nearest neighbours.
 
     Args:
@@ -642,7 +685,10 @@ def plot_knn_grid(query_images: Any, bank_images: Any, indices: Any, n_queries: 
         n_queries: rows to show (at most Q).
         k: neighbours per row (at most ``indices.shape[1]``).
         query_labels, bank_labels: optional labels; when both are given each neighbour
-            gets a border: solid green for the query's class, dashed red otherwise.
+            gets a border: solid green for the query's class, dashed orange (``BAD``,
+            Okabe-Ito vermillion) otherwise.
+        classes: optional class names indexed by label; with ``query_labels``, each
+            query is captioned with its class name.
 
     Returns:
         A Figure with ``n_queries x (k + 1)`` axes.
@@ -663,6 +709,10 @@ def plot_knn_grid(query_images: Any, bank_images: Any, indices: Any, n_queries: 
         for spine in axes[r, 0].spines.values():
             spine.set_visible(True)
             spine.set_linewidth(2)
+        if classes is not None and query_labels is not None:
+            label = int(torch.as_tensor(query_labels)[r])
+            axes[r, 0].set_ylabel(str(classes[label]) if 0 <= label < len(classes)
+                                  else str(label), fontsize=10)
         for c in range(k):
             ax = axes[r, c + 1]
             j = idx[r, c]
@@ -679,7 +729,7 @@ def plot_knn_grid(query_images: Any, bank_images: Any, indices: Any, n_queries: 
         axes[0, c + 1].set_title(f"#{c + 1}", fontsize=10)
     title = "Nearest neighbours in feature space"
     if labelled:
-        title += "\n(solid green border: same class, dashed red: another class)"
+        title += "\n(solid green border: same class, dashed orange: another class)"
     fig.suptitle(title, fontsize=11)
     return fig
 
@@ -701,7 +751,7 @@ def plot_retrieval(embeddings: Any, queries: Sequence[str | int], k: int = 5,
 
     Neighbours come from ``embeddings.nearest`` (cosine similarity of ``h``); each is
     captioned with its similarity and file name, and, when the images have classes, framed
-    like :func:`plot_knn_grid` (solid green: the query's class, dashed red: another).
+    like :func:`plot_knn_grid` (solid green: the query's class, dashed orange: another).
 
     Args:
         embeddings: an :class:`~simclr_lib.embed.Embeddings` (from ``embed_folder`` or
@@ -746,7 +796,7 @@ def plot_retrieval(embeddings: Any, queries: Sequence[str | int], k: int = 5,
         for c, (path, sim) in enumerate(row):
             axes[r, c + 1].set_xlabel(f"{sim:.2f}\n{_short(Path(path).name)}", fontsize=7)
     fig.suptitle("Nearest neighbours by cosine similarity of h"
-                 + ("\n(solid green border: same class, dashed red: another class)"
+                 + ("\n(solid green border: same class, dashed orange: another class)"
                     if labels else ""), fontsize=11)
     return fig
 
@@ -758,21 +808,37 @@ def _read_history(history: Any) -> list[dict[str, Any]]:
     return list(history)
 
 
-def plot_history(history: Any) -> Figure:
+def plot_history(history: Any, *, num_classes: int | None = None,
+                 batch_size: int | None = None) -> Figure:
     """Training curves from ``history.jsonl``: loss, learning rate and kNN accuracy.
 
     Args:
         history: a list of dicts (one per epoch, keys ``epoch``, ``loss``, ``lr`` and
             optionally ``knn_top1`` in [0, 1] and ``images_per_s``), or the path of a
             ``history.jsonl`` file.
+        num_classes: the number of classes of the kNN monitor's labels; when given, the kNN
+            panel gets a dashed line at chance, ``100 / num_classes`` percent.
+        batch_size: the (global) batch size N of the run; when given, the loss panel gets a
+            dashed line at ln(2N - 1), the loss of a network that cannot tell the positive
+            from the negatives (notebook 03).
 
     Returns:
         A Figure with 3 axes (loss, lr, kNN top-1), or 2 when no epoch has ``knn_top1``.
-        The median throughput, when recorded, is in the title.
+        The kNN axis starts at 0 %. The median throughput, when recorded, is in the title.
+
+    Raises:
+        ValueError: an empty history, ``num_classes`` < 2 or ``batch_size`` < 2.
+
+    Example:
+        >>> fig = plot_history("runs/cpu/history.jsonl", num_classes=10, batch_size=128)
     """
     rows = _read_history(history)
     if not rows:
         raise ValueError("history is empty")
+    if num_classes is not None and num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2 for a chance line, got {num_classes}")
+    if batch_size is not None and batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2 (NT-Xent needs a negative), got {batch_size}")
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
     knn = [(e, r["knn_top1"]) for e, r in zip(epochs, rows, strict=True)
            if r.get("knn_top1") is not None]
@@ -788,10 +854,21 @@ def plot_history(history: Any) -> Figure:
         ax.set_title(name)
         ax.set_ylabel(name)
     axes[1].ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    if batch_size is not None:
+        untrained = math.log(2 * batch_size - 1)
+        axes[0].axhline(untrained, color="#999999", linestyle="--", linewidth=1.2,
+                        label=f"ln(2N − 1) = {untrained:.2f} (N = {batch_size})")
+        axes[0].legend(fontsize=8, loc="best")
     if knn:
         ax = axes[2]
         ax.plot([e for e, _ in knn], [100 * a for _, a in knn], color=PALETTE[2], marker="s",
-                markersize=3)
+                markersize=3, label="kNN top-1")
+        if num_classes is not None:
+            ax.axhline(100 / num_classes, color="#999999", linestyle="--", linewidth=1.2,
+                       label=f"chance ({100 / num_classes:.3g}%)")
+            ax.legend(fontsize=8, loc="best")
+        highest = max([100 * a for _, a in knn] + ([100 / num_classes] if num_classes else []))
+        ax.set_ylim(0, min(100.0, 1.1 * highest) if highest > 0 else 1.0)  # chance inside
         ax.set_title("kNN top-1 accuracy")
         ax.set_ylabel("accuracy (%)")
     for ax in axes:
@@ -807,7 +884,8 @@ def plot_history(history: Any) -> Figure:
 
 def plot_ablation(results: Mapping[str, Any], *, title: str, xlabel: str = "",
                   ylabel: str = "test accuracy (%)", lines: Mapping[str, float] | None = None,
-                  default: str | None = None) -> Figure:
+                  default: str | None = None,
+                  panels: Mapping[str, Mapping[str, float]] | None = None) -> Figure:
     """Accuracy per setting of an ablation: a bar at the mean, a dot for every seed.
 
     One setting changed at a time, the way the paper's ablations are read (Figures 5, 8 and
@@ -818,17 +896,26 @@ def plot_ablation(results: Mapping[str, Any], *, title: str, xlabel: str = "",
         results: ``setting -> accuracies`` (one per seed, in [0, 1]), or ``setting ->
             {series: accuracies}`` for grouped bars (e.g. the probe of ``h`` and of ``z``);
             settings keep their order.
-        title, xlabel, ylabel: texts of the axes.
+        title, xlabel, ylabel: texts of the figure.
         lines: optional ``name -> accuracy`` in [0, 1] drawn as labelled horizontal lines
-            (e.g. a random encoder, chance).
+            in the first panel (e.g. a random encoder, chance).
         default: the setting the profile trains with; its label gets "(default)".
+        panels: optional ``series -> {name: accuracy}``: series drawn in a panel of their
+            own, right of the first, with their own reference lines (e.g. the pretext
+            accuracy, whose chance is not the probe's). Each panel is titled by its series.
+
+    One line style means one kind of line in every panel and every figure: a line whose
+    name starts with "chance" is dotted; the other kinds (a name up to its first " (" or
+    ",", so "random encoder (shapes)" is a "random encoder") take dashed, dash-dotted and
+    densely dotted, in the order they first appear.
 
     Returns:
-        A Figure with 1 axes, the legend below it. Each bar's mean, in percent, is written
-        at its foot.
+        A Figure with one axes per panel, the legend below them. Each bar's mean, in
+        percent, is written at its foot.
 
     Raises:
-        ValueError: no settings, or a setting without values.
+        ValueError: no settings, a setting without values, or a panel for a series the
+            results do not have (or for every series).
     """
     if not results:
         raise ValueError("results is empty")
@@ -838,42 +925,79 @@ def plot_ablation(results: Mapping[str, Any], *, title: str, xlabel: str = "",
     for name, groups in grouped.items():
         if not any(len(v) for v in groups.values()):
             raise ValueError(f"setting {name!r} has no values")
-    n_set, n_ser = len(grouped), len(series)
-    width = 0.8 / n_ser
-    fig = _figure(figsize=(max(5.0, 1.0 + (0.75 + 0.45 * n_ser) * n_set), 4.0))
-    ax = fig.subplots()
+    panels = dict(panels or {})
+    unknown = [s for s in panels if s not in series]
+    if unknown:
+        raise ValueError(f"panels names series the results do not have: {unknown}; "
+                         f"series: {series}")
+    first = [s for s in series if s not in panels]
+    if not first:
+        raise ValueError("panels takes every series; leave at least one for the first panel")
+    layout = [(first, dict(lines or {}))] + [([s], dict(v)) for s, v in panels.items()]
+    n_set = len(grouped)
+    widths = [1.0 + (0.75 + 0.45 * len(ss)) * n_set for ss, _ in layout]
+    fig = _figure(figsize=(max(5.0, sum(widths)), 4.0 + 0.3 * (len(layout) > 1)))
+    axes = fig.subplots(1, len(layout), width_ratios=widths, squeeze=False)[0]
     rng = np.random.default_rng(0)  # horizontal jitter of the seed dots, the same each time
-    for j, s in enumerate(series):
-        for i, groups in enumerate(grouped.values()):
-            values = 100 * np.asarray(groups.get(s, []), dtype=float)
-            if not len(values):
-                continue
-            x = i + (j - (n_ser - 1) / 2) * width
-            ax.bar(x, values.mean(), width * 0.9, color=PALETTE[j % len(PALETTE)], alpha=0.45,
-                   hatch=("", "//", "..", "xx")[j % 4], edgecolor=PALETTE[j % len(PALETTE)],
-                   label=s if s and i == 0 else None)
-            dots = x + rng.uniform(-0.15, 0.15, len(values)) * width * (len(values) > 1)
-            ax.scatter(dots, values, s=22, color="black", marker=MARKERS[j % len(MARKERS)],
-                       zorder=3, label="one seed" if i == 0 and j == 0 else None)
-            ax.annotate(f"{values.mean():.0f}", (x, 0), xytext=(0, 3),  # the mean, at the foot
-                        textcoords="offset points", ha="center", va="bottom", fontsize=8,
-                        fontweight="bold")
-    styles = [(0, (5, 2)), ":", "-.", (0, (1, 1))]
-    for k, (name, acc) in enumerate((lines or {}).items()):
-        ax.axhline(100 * acc, color="#555555", linestyle=styles[k % len(styles)], linewidth=1.3,
-                   label=f"{name}: {100 * acc:.0f}%")
+    kinds: dict[str, Any] = {}  # kind of line -> its style, the same in every panel
+    others = [(0, (5, 2)), "-.", (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1))]  # all but chance's
     names = [f"{n}\n(default)" if n == default else n for n in grouped]
-    ax.set_xticks(range(n_set), names, fontsize=9)
-    ax.set_xlim(-0.6, n_set - 0.4)
-    top = max([100 * float(np.max(v)) for g in grouped.values() for v in g.values() if len(v)]
-              + [100 * a for a in (lines or {}).values()])
-    ax.set_ylim(0, min(105, top * 1.18 + 2))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, axis="y", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
+    for p, (ax, (shown, refs)) in enumerate(zip(axes, layout, strict=True)):
+        width = 0.8 / len(shown)
+        for j_local, s in enumerate(shown):
+            j = series.index(s)  # colour, hatch and marker follow the series everywhere
+            for i, groups in enumerate(grouped.values()):
+                values = 100 * np.asarray(groups.get(s, []), dtype=float)
+                if not len(values):
+                    continue
+                x = i + (j_local - (len(shown) - 1) / 2) * width
+                ax.bar(x, values.mean(), width * 0.9, color=PALETTE[j % len(PALETTE)],
+                       alpha=0.45, hatch=("", "//", "..", "xx")[j % 4],
+                       edgecolor=PALETTE[j % len(PALETTE)], label=s if s and i == 0 else None)
+                dots = x + rng.uniform(-0.15, 0.15, len(values)) * width * (len(values) > 1)
+                ax.scatter(dots, values, s=22, color="black", marker=MARKERS[j % len(MARKERS)],
+                           zorder=3, label="one seed" if p == 0 and i == 0 and j_local == 0
+                           else None)
+                ax.annotate(f"{values.mean():.0f}", (x, 0), xytext=(0, 3),  # the mean, at the foot
+                            textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                            fontweight="bold")
+        for name, acc in refs.items():
+            kind = name.split(" (")[0].split(",")[0].strip()
+            if kind not in kinds:
+                n_other = sum(not k.startswith("chance") for k in kinds)
+                kinds[kind] = ":" if kind.startswith("chance") else others[n_other % 4]
+            pct = 100 * acc
+            ax.axhline(pct, color="#555555", linestyle=kinds[kind], linewidth=1.3,
+                       label=f"{name}: {pct:.0f}%" if pct >= 10 else f"{name}: {pct:.2g}%")
+        ax.set_xticks(range(n_set), names, fontsize=9)
+        ax.set_xlim(-0.6, n_set - 0.4)
+        top = max([100 * float(np.max(g[s])) for g in grouped.values() for s in shown
+                   if len(g.get(s, []))] + [100 * a for a in refs.values()])
+        ax.set_ylim(0, min(105, top * 1.18 + 2))
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    for ax in axes:
+        ax.set_xlabel(xlabel)
+    if len(layout) == 1:
+        axes[0].set_title(title)
+    else:  # one title for the figure; each panel is titled by its series
+        fig.suptitle(title)
+        for ax, (shown, _) in zip(axes, layout, strict=True):
+            ax.set_title(", ".join(s for s in shown if s), fontsize=10)
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
     ncol = len(labels) if len(labels) <= 4 else math.ceil(len(labels) / 2)  # one or two rows
+    inches = [0.5 + 0.061 * len(label) for label in labels]  # at fontsize 8, with the handle
+    while ncol > 1:  # fewer columns while the legend would be wider than the figure
+        rows = math.ceil(len(labels) / ncol)  # a legend fills its columns one after the other
+        if sum(max(inches[c:c + rows]) for c in range(0, len(labels), rows)) \
+                <= fig.get_figwidth() - 0.2:
+            break
+        ncol -= 1
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False,
                fontsize=8)
     return fig

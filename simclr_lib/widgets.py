@@ -386,7 +386,10 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float], lookalike
     Three panels stacked in a column narrow enough to stay at natural size in a 900-px
     window: the anchor's cosine similarities, NT-Xent's softmax over them (sharing the
     candidate axis, so each bar sits under its similarity), and the batch's loss against
-    tau. Legends sit below their panels, so they never cover a bar.
+    tau. The anchor's own column is hatched where its similarity is (1) and labelled
+    "masked" with no bar in the softmax panel, where its probability is 0. The colour
+    legend sits inside the softmax panel, above 1, where no probability can reach; the
+    loss panel's legend sits below it.
 
     Returns:
         ``draw(temperature, anchor, positive, sims, probs, loss)``, which updates the
@@ -398,7 +401,7 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float], lookalike
     cols = list(range(2 * n))
     uniform, chance = 1 / (2 * n - 1), float(np.log(2 * n - 1))
     fig = Figure(figsize=(NARROW / DPI, 7.2), dpi=DPI, layout="constrained")
-    ax_sim, ax_p, ax_loss = fig.subplots(3, 1, height_ratios=(1, 1, 1.1))
+    ax_sim, ax_p, ax_loss = fig.subplots(3, 1, height_ratios=(1, 1.35, 1))
     ax_p.sharex(ax_sim)
 
     sim_bars = ax_sim.bar(cols, [0.0] * len(cols), color=GREY)
@@ -407,20 +410,21 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float], lookalike
     ax_sim.set_ylabel("cosine similarity")
     ax_sim.tick_params(axis="x", labelbottom=False)
     p_bars = ax_p.bar(cols, [0.0] * len(cols), color=GREY)
-    ax_p.set_ylim(0, 1.02)
+    ax_p.set_ylim(0, 1.5)  # 0 to 1 for the bars, the rest for the legend
+    ax_p.set_yticks([0, 0.25, 0.5, 0.75, 1])
     uniform_line = ax_p.axhline(uniform, color=PALETTE[0], ls=":", lw=1.2)
     ax_p.set_ylabel("probability")
     ax_p.set_xlabel("candidate k")
     ax_p.set_xticks(cols)
     ax_p.tick_params(axis="x", labelsize=8)
-    marks = []
-    for ax in (ax_sim, ax_p):
-        span = Rectangle((-0.4, 0), 0.8, 1, transform=ax.get_xaxis_transform(), color=BAD,
-                         alpha=0.15, lw=0)
-        ax.add_patch(span)
-        text = ax.text(0, 0.98, "self", ha="center", va="top", fontsize=8, color=BAD,
-                       transform=ax.get_xaxis_transform())
-        marks.append((span, text))
+    # The anchor's own column: its similarity to itself is 1 (a hatched, empty bar), but
+    # the mask takes it out of the softmax, so it gets no bar there, only a label.
+    self_bar = Rectangle((-0.4, 0), 0.8, 1, fill=False, hatch="////", edgecolor=BAD, lw=0.8)
+    ax_sim.add_patch(self_bar)
+    sim_text = ax_sim.text(0, -0.06, "self, masked", ha="center", va="top", rotation=90,
+                           fontsize=7, color=BAD)
+    p_text = ax_p.text(0, 0.03, "self: masked, p = 0", ha="center", va="bottom",
+                       rotation=90, fontsize=7, color=BAD)
 
     ax_loss.semilogx(taus, curve, color=PALETTE[0])
     ax_loss.axhline(chance, color="gray", ls="--", lw=1)
@@ -432,11 +436,12 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float], lookalike
                Patch(color=GREY, label="negatives")]
     if lookalikes:
         handles.append(Patch(color=LOOKALIKE, label="look-alikes (hard negatives)"))
-    handles += [Patch(color=BAD, alpha=0.15, label="the anchor itself (masked)"),
+    handles += [Patch(facecolor="none", edgecolor=BAD, hatch="////",
+                      label="the anchor itself (masked)"),
                 Line2D([], [], color=PALETTE[0], ls=":",
                        label=f"uniform 1/(2N-1) = {uniform:.3f}")]
-    ax_p.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncols=2,
-                fontsize=9, frameon=False)
+    ax_p.legend(handles=handles, loc="upper center", ncols=2, fontsize=8,
+                borderaxespad=0.3, columnspacing=1.0, handlelength=1.6)
     ax_loss.legend(handles=[
         Line2D([], [], color="gray", ls="--", label=f"ln(2N-1) = {chance:.3f}"),
         Line2D([], [], color=PALETTE[1], label="current τ"),
@@ -454,9 +459,9 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float], lookalike
             s_bar.set_facecolor(colour)
             p_bar.set_height(probs[k])
             p_bar.set_facecolor(colour)
-        for span, text in marks:
-            span.set_x(anchor - 0.4)
-            text.set_x(anchor)
+        self_bar.set_x(anchor - 0.4)
+        sim_text.set_x(anchor)
+        p_text.set_x(anchor)
         ax_sim.set_title(f"cosine similarity of anchor {anchor} to each candidate k",
                          **titles)
         ax_p.set_title(f"softmax(sim / τ) at τ = {temperature:.3g}:  p(positive) = "
@@ -470,9 +475,8 @@ def _temperature_figure(n: int, taus: list[float], curve: list[float], lookalike
             fixed = True
         return fig
 
-    (sim_span, sim_text), (p_span, p_text) = marks
-    redraw = [*sim_bars, sim_span, zero, sim_text, ax_sim.title,
-              *p_bars, p_span, uniform_line, p_text, ax_p.title, tau_line, ax_loss.title]
+    redraw = [*sim_bars, self_bar, zero, sim_text, ax_sim.title,
+              *p_bars, uniform_line, p_text, ax_p.title, tau_line, ax_loss.title]
     return draw, redraw
 
 

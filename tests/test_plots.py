@@ -1,6 +1,7 @@
 """Every plot function returns a Figure with the expected axes, and never touches pyplot."""
 
 import json
+import math
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # headless, before matplotlib picks a backend
@@ -126,6 +127,23 @@ def test_plot_histograms(tmp_path):
     check(plot_histograms(images(2, torch.float32), n=4), 4, tmp_path)
 
 
+def test_plot_histograms_fits_the_tallest_bin_on_a_0_to_1_axis(tmp_path):
+    x = torch.zeros(3, 3, 8, 8, dtype=torch.uint8)  # image 0: black, every bin-0 count is 1
+    x[1] = 255                                      # image 1: white, all in the last bin
+    x[2] = torch.randint(0, 256, (3, 8, 8), generator=torch.Generator().manual_seed(0))
+    fig = plot_histograms(x, bins=8, n=3)
+    check(fig, 6, tmp_path)
+    hists = fig.axes[3:]
+    for ax in hists:
+        assert ax.get_xlim() == (0, 1)  # the course's float range, not uint8's 0..255
+        low, high = ax.get_ylim()
+        assert low == 0 and 1.0 < high < 1.2  # the spikes of height 1 are not cut off
+    white_r = hists[1].patches[0]  # the R channel's stairs of the white image
+    np.testing.assert_allclose(white_r.get_data().values, [0] * 7 + [1])  # 1.0 in last bin
+    for ax in hists[:2]:
+        assert ax.get_ylim() == hists[2].get_ylim()  # one y range for every histogram
+
+
 def test_plot_similarity_marks_positives_and_masks_the_diagonal(tmp_path):
     n = 4
     sim = torch.randn(2 * n, 2 * n)
@@ -245,6 +263,34 @@ def test_plot_history(tmp_path):
         plot_history([])
 
 
+def dashed_levels(ax):
+    """The y values of the dashed horizontal lines of ``ax``."""
+    return [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"
+            and len(set(line.get_ydata())) == 1]
+
+
+def test_plot_history_reference_lines(tmp_path):
+    rows = [{"epoch": e, "loss": 5 - e / 10, "lr": 0.1, "knn_top1": 0.2 + e / 100}
+            for e in range(1, 6)]
+    plain = plot_history(rows)
+    assert dashed_levels(plain.axes[0]) == [] and dashed_levels(plain.axes[2]) == []
+    fig = plot_history(rows, num_classes=10, batch_size=128)
+    check(fig, 3, tmp_path)
+    assert dashed_levels(fig.axes[0]) == pytest.approx([math.log(255)])  # ln(2N - 1)
+    assert dashed_levels(fig.axes[2]) == pytest.approx([10.0])  # chance, in percent
+    assert dashed_levels(plot_history(rows, num_classes=4).axes[2]) == pytest.approx([25.0])
+    assert dashed_levels(fig.axes[1]) == []  # the learning rate gets no line
+    assert fig.axes[2].get_ylim()[0] == 0  # from 0 %, so "above chance" is visible
+    low_rows = [dict(r, knn_top1=0.05) for r in rows]  # below chance: the line still shows
+    assert plot_history(low_rows, num_classes=10).axes[2].get_ylim()[1] > 10.0
+    no_knn = [{k: v for k, v in r.items() if k != "knn_top1"} for r in rows]
+    check(plot_history(no_knn, num_classes=10, batch_size=64), 2, tmp_path)
+    with pytest.raises(ValueError, match="num_classes"):
+        plot_history(rows, num_classes=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        plot_history(rows, batch_size=1)
+
+
 def test_plot_ablation_bars_seeds_and_lines(tmp_path):
     fig = plot_ablation({"a": [0.2, 0.3], "b": [0.5]}, title="t", xlabel="x",
                         lines={"random encoder": 0.15, "chance": 0.1}, default="b")
@@ -272,3 +318,113 @@ def test_plot_ablation_grouped_and_errors(tmp_path):
         plot_ablation({}, title="t")
     with pytest.raises(ValueError, match="'a' has no values"):
         plot_ablation({"a": []}, title="t")
+
+
+def test_plot_ablation_panels_keep_each_series_with_its_own_lines(tmp_path):
+    results = {"crop": {"probe": [0.15], "pretext": [0.99]},
+               "both": {"probe": [0.3, 0.28], "pretext": [0.08, 0.1]}}
+    fig = plot_ablation(results, title="t", xlabel="x",
+                        lines={"random encoder, probe": 0.17, "chance": 0.1},
+                        panels={"pretext": {"chance (pretext)": 1 / 512}})
+    check(fig, 2, tmp_path)
+    probe_ax, pretext_ax = fig.axes
+    assert [round(p.get_height(), 6) for p in probe_ax.patches] == [15.0, 29.0]
+    assert [round(p.get_height(), 6) for p in pretext_ax.patches] == [99.0, 9.0]
+    assert [round(ln.get_ydata()[0], 6) for ln in probe_ax.get_lines()] == [17.0, 10.0]
+    assert [round(ln.get_ydata()[0], 6) for ln in pretext_ax.get_lines()] == [
+        round(100 / 512, 6)]  # the pretext panel has its own chance, not the probe's
+    assert pretext_ax.get_title() == "pretext" and probe_ax.get_title() == "probe"
+    # one style per kind of line, in every panel: chance dotted, the random encoder dashed
+    styles = {ln.get_label(): ln.get_linestyle() for ax in fig.axes for ln in ax.get_lines()}
+    assert styles["chance: 10%"] == styles["chance (pretext): 0.2%"] == ":"
+    assert styles["random encoder, probe: 17%"] == "--"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"probe", "pretext", "chance: 10%", "chance (pretext): 0.2%"} <= set(labels)
+    assert labels.count("one seed") == 1
+
+
+def test_plot_ablation_legend_fits_the_figure():
+    long = {f"a reference line with a long name, number {i}": 0.1 * i for i in range(1, 5)}
+    fig = plot_ablation({"a": [0.5], "b": [0.6]}, title="t", lines=long)
+    fig.canvas.draw()
+    legend, figure = fig.legends[0].get_window_extent(), fig.bbox
+    assert figure.x0 <= legend.x0 and legend.x1 <= figure.x1  # not cut off at the sides
+    assert len(fig.legends[0].get_texts()) == 5
+
+
+def test_plot_ablation_chance_is_dotted_wherever_it_comes():
+    fig = plot_ablation({"a": [0.5]}, title="t", lines={"chance (shapes)": 0.1,
+                                                        "random encoder (shapes)": 0.2})
+    styles = [ln.get_linestyle() for ln in fig.axes[0].get_lines()]
+    assert styles == [":", "--"]  # the order of the lines does not decide their style
+    with pytest.raises(ValueError, match="do not have"):
+        plot_ablation({"a": {"h": [0.5]}}, title="t", panels={"z": {}})
+    with pytest.raises(ValueError, match="every series"):
+        plot_ablation({"a": {"h": [0.5]}}, title="t", panels={"h": {}})
+
+
+def test_plot_tsne_gives_ten_classes_ten_distinct_colours(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(100) % 10
+    h = 5 * torch.eye(10, 16)[y] + torch.randn(100, 16, generator=g)
+    fig = plot_tsne(h, y, classes=[f"c{i}" for i in range(10)], max_points=100, perplexity=5)
+    check(fig, 1, tmp_path)
+    colours = [tuple(np.round(c.get_facecolor()[0][:3], 4)) for c in fig.axes[0].collections]
+    assert len(colours) == 10 and len(set(colours)) == 10  # no two classes share a colour
+    expected = {tuple(np.round(matplotlib.colors.to_rgb(c), 4)) for c in plots.SCATTER_COLOURS}
+    assert set(colours) == expected
+
+
+def test_plot_accuracies_keeps_a_named_colour_per_metric(tmp_path):
+    table = {"1%": {"probe": 0.3, "fine-tuned": 0.1}, "10%": {"probe": 0.5, "fine-tuned": 0.7}}
+    fig = plot_accuracies(table, colors={"fine-tuned": "#123456"})
+    check(fig, 1, tmp_path)
+    by_colour = {}
+    for p in fig.axes[0].patches:
+        by_colour.setdefault(matplotlib.colors.to_hex(p.get_facecolor()), []).append(
+            round(p.get_width(), 6))
+    assert sorted(by_colour["#123456"]) == [10.0, 70.0]  # only the named metric's bars
+    assert sorted(by_colour[plots.PALETTE[0].lower()]) == [30.0, 50.0]  # the rest: palette
+
+
+def test_plot_label_efficiency_colours_single_points_and_the_all_level(tmp_path):
+    scratch = _levels([0.1, 0.4, 0.9])[:2]  # 1 and 10 labels per class
+    everything = [_levels([0.1, 0.4, 0.9])[2]]  # one point: all labels, trained another way
+    fig = plot_label_efficiency({"SimCLR": _levels([0.3, 0.6, 0.8])},
+                                baselines={"scratch": scratch, "all labels": everything},
+                                colors={"scratch": "#123456", "all labels": "#123456"})
+    check(fig, 1, tmp_path)
+    ax = fig.axes[0]
+    lines = {c.get_label(): c.lines[0] for c in ax.containers}  # errorbar: the data line
+    assert matplotlib.colors.to_hex(lines["scratch"].get_color()) == "#123456"
+    assert matplotlib.colors.to_hex(lines["all labels"].get_color()) == "#123456"
+    assert lines["all labels"].get_xydata().tolist() == [[50.0, 90.0]]  # at "all" = 50
+    assert lines["all labels"].get_marker() != lines["scratch"].get_marker()
+    assert matplotlib.colors.to_hex(lines["SimCLR"].get_color()) == plots.PALETTE[0].lower()
+    assert ax.get_xlabel().endswith('"all" = 50 per class')
+    assert plot_label_efficiency(scratch).axes[0].get_xlabel() == "labels per class (log scale)"
+
+
+def test_plot_knn_grid_names_the_query_classes(tmp_path):
+    bank, y = images(20), torch.arange(20) % 2
+    idx = torch.arange(20).roll(1).repeat(4, 1)[:, :5]  # (4, 5)
+    fig = plot_knn_grid(bank[:3], bank, idx, n_queries=3, k=2, query_labels=y[:3],
+                        bank_labels=y, classes=["cat", "dog"])
+    check(fig, 3 * (2 + 1), tmp_path)
+    assert [fig.axes[r * 3].get_ylabel() for r in range(3)] == ["cat", "dog", "cat"]
+    assert "dashed orange" in fig.get_suptitle()  # the colour plots.BAD is drawn in
+    assert fig.axes[1].get_ylabel() == ""  # neighbours are not captioned
+    unnamed = plot_knn_grid(bank[:3], bank, idx, n_queries=3, k=2, query_labels=y[:3],
+                            bank_labels=y)
+    assert unnamed.axes[0].get_ylabel() == ""
+
+
+def test_plot_accuracies_centres_each_group_on_its_label(tmp_path):
+    table = {"SimCLR": {"kNN": 0.45, "probe": 0.7}, "supervised": {"own classifier": 0.9}}
+    fig = plot_accuracies(table)
+    check(fig, 1, tmp_path)
+    centre = {round(p.get_width(), 6): p.get_y() + p.get_height() / 2
+              for p in fig.axes[0].patches}
+    assert centre[90.0] == pytest.approx(1.0)  # a lone bar sits on its label, no gap
+    assert (centre[45.0] + centre[70.0]) / 2 == pytest.approx(0.0)  # a pair straddles it
+    assert centre[45.0] < centre[70.0]  # in the order the metrics first appear

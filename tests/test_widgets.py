@@ -166,6 +166,29 @@ def test_toy_batch_has_a_hard_negative_for_every_anchor(n):
         assert matplotlib.colors.to_hex(LOOKALIKE) not in {colours[k] for k in others}
 
 
+def test_masked_self_has_no_bar_in_the_softmax_and_the_legend_covers_none():
+    ex = temperature_explorer(n=8)
+    for anchor, tau in [(0, 0.1), (5, 0.03), (15, 5.0)]:
+        fig = ex.update(anchor=anchor, temperature=tau)
+        ax_sim, ax_p = fig.axes[:2]
+        assert _probabilities(fig)[anchor] == 0.0
+        # the anchor's column: a hatched, unfilled bar of its self-similarity 1 on top only
+        (self_bar,) = [p for p in ax_sim.patches if p.get_hatch()]
+        assert not self_bar.get_fill() and self_bar.get_height() == 1
+        assert self_bar.get_x() + self_bar.get_width() / 2 == anchor
+        (bars,) = ax_p.containers
+        assert [p for p in ax_p.patches if p not in bars.patches] == []  # no span, no box
+        labels = [t for t in ax_p.texts if "masked" in t.get_text()]
+        assert len(labels) == 1 and labels[0].get_position()[0] == anchor
+        # the colour legend lies inside the softmax panel, above p = 1, so no bar reaches it
+        fig.draw_without_rendering()
+        legend = ax_p.get_legend().get_window_extent()
+        panel = ax_p.get_window_extent()
+        top_of_bars = ax_p.transData.transform((0, 1.0))[1]
+        assert panel.x0 <= legend.x0 and legend.x1 <= panel.x1 and legend.y1 <= panel.y1
+        assert legend.y0 > top_of_bars
+
+
 def test_own_embeddings_have_no_lookalikes():
     z1 = torch.eye(3, 8)
     fig = temperature_explorer(z1, z1.clone()).update()
