@@ -614,8 +614,10 @@ def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = No
             method keeps one colour across figures; the others take the palette in order.
 
     Returns:
-        A Figure with 1 axes. The ``None`` ("all labels") level is drawn at its average
-        number of labels per class, labelled "all"; the x-axis label says how many that is.
+        A Figure with 1 axes and the legend below it. The ``None`` ("all labels") level is
+        drawn at its real place on the log axis, its average number of labels per class,
+        and its tick says how many that is ("all (500)"). A curve of one point is a marker
+        alone, without a line, in the axes and in the legend.
 
     Example:
         >>> rows = [{"labels_per_class": 10, "n_labels": 100, "mean": 0.6, "std": 0.02},
@@ -629,7 +631,7 @@ def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = No
             lines[str(name)] = float(value)
         else:
             curves.append((str(name), list(value), True))
-    fig = _figure(figsize=(8.4, 4.4))
+    fig = _figure(figsize=(7.2, 5.4))
     ax = fig.subplots()
     ticks: dict[float, str] = {}
     num_classes = None
@@ -642,15 +644,18 @@ def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = No
         for r in rows:
             level = r["labels_per_class"]
             x = float(level) if level else r["n_labels"] / (num_classes or 1)
-            ticks[x] = str(level) if level else "all"
+            ticks[x] = str(level) if level else f"all ({x:.0f})" if num_classes else "all"
             xs.append(x)
             ys.append(100 * r["mean"])
             es.append(100 * r.get("std", 0.0))
         order = np.argsort(xs)
-        ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=np.array(es)[order],
+        single = len(xs) == 1  # one point, e.g. another recipe on all labels: a marker only
+        ax.errorbar(np.array(xs)[order], np.array(ys)[order],
+                    yerr=np.array(es)[order] if any(es) else None,  # no bars for one run
                     color=(colors or {}).get(name, PALETTE[i % len(PALETTE)]),
-                    marker=MARKERS[i % len(MARKERS)], markersize=7 if len(xs) == 1 else 6,
-                    linestyle="--" if dashed else "-", capsize=3, label=name)
+                    marker=MARKERS[i % len(MARKERS)], markersize=8 if single else 6,
+                    linestyle="none" if single else "--" if dashed else "-", capsize=3,
+                    label=name)
     for j, (name, acc) in enumerate(lines.items()):
         ax.axhline(100 * acc,
                    color=(colors or {}).get(name, PALETTE[(len(curves) + j) % len(PALETTE)]),
@@ -663,11 +668,11 @@ def plot_label_efficiency(results: Any, baselines: Mapping[str, Any] | None = No
     ax.minorticks_off()
     ax.set_ylim(0, 100)
     ax.grid(True, alpha=0.3)
-    every = [x for x, name in ticks.items() if name == "all"]
+    every = any(name.startswith("all") for name in ticks.values())
     ax.set_xlabel("labels per class (log scale)"
-                  + (f'; "all" = {every[0]:.0f} per class' if every else ""))
+                  + ('; "all": every training label' if every else ""))
     ax.set_ylabel("test accuracy (%)")
-    fig.legend(loc="outside right upper", frameon=False, fontsize=9)
+    fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=9)
     ax.set_title("Label efficiency")
     return fig
 

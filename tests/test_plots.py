@@ -229,7 +229,8 @@ def test_plot_label_efficiency(tmp_path):
     check(fig, 1, tmp_path)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "10", "all"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "10", "all (50)"]
+    assert ax.get_xticks().tolist() == [1.0, 10.0, 50.0]  # "all" at its real count, 50
     fig = plot_label_efficiency({"SimCLR": _levels([0.3, 0.6, 0.8])},
                                 baselines={"supervised": 0.9, "random": _levels([.1, .2, .3])})
     check(fig, 1, tmp_path)
@@ -401,8 +402,31 @@ def test_plot_label_efficiency_colours_single_points_and_the_all_level(tmp_path)
     assert lines["all labels"].get_xydata().tolist() == [[50.0, 90.0]]  # at "all" = 50
     assert lines["all labels"].get_marker() != lines["scratch"].get_marker()
     assert matplotlib.colors.to_hex(lines["SimCLR"].get_color()) == plots.PALETTE[0].lower()
-    assert ax.get_xlabel().endswith('"all" = 50 per class')
+    assert ax.get_xlabel().endswith('"all": every training label')
     assert plot_label_efficiency(scratch).axes[0].get_xlabel() == "labels per class (log scale)"
+
+
+def test_plot_label_efficiency_single_points_are_markers_and_the_legend_is_below(tmp_path):
+    one_run = [dict(r, std=0.0) for r in _levels([0.1, 0.4, 0.9])]  # one run per level
+    scratch, everything = one_run[:2], one_run[2:]  # and one point: all labels, another recipe
+    fig = plot_label_efficiency({"SimCLR": _levels([0.3, 0.6, 0.8])},
+                                baselines={"scratch": scratch, "all labels": everything})
+    check(fig, 1, tmp_path)
+    ax = fig.axes[0]
+    containers = {c.get_label(): c for c in ax.containers}
+    assert containers["all labels"].lines[0].get_linestyle() == "None"  # no line to draw
+    assert containers["scratch"].lines[0].get_linestyle() == "--"
+    assert not containers["scratch"].has_yerr  # std 0 everywhere: no error bars
+    assert containers["SimCLR"].has_yerr
+    legend = fig.legends[0]
+    handles = dict(zip([t.get_text() for t in legend.get_texts()], legend.legend_handles,
+                       strict=True))
+    assert handles["all labels"].get_linestyle() == "None"  # the legend: a marker alone
+    assert handles["scratch"].get_linestyle() == "--"
+    fig.savefig(tmp_path / "layout.png")  # lay out, then compare where things are
+    legend_box = legend.get_window_extent()
+    assert legend_box.y1 <= ax.get_window_extent().y0  # below the axes, not beside them
+    assert legend_box.width <= fig.bbox.width
 
 
 def test_plot_knn_grid_names_the_query_classes(tmp_path):
