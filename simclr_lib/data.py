@@ -50,8 +50,9 @@ from .memory import check_fits, image_bytes
 from .shapes import COLOUR_CLASSES, SHAPE_CLASSES, make_colour_shapes, make_shapes, shape_factors
 
 DATASETS = ("shapes", "colour_shapes", "cifar10", "cifar100", "stl10", "folder")
-GENERATED = {"shapes": (make_shapes, SHAPE_CLASSES),  # drawn from a seed, no files
-             "colour_shapes": (make_colour_shapes, COLOUR_CLASSES)}
+# drawn from a seed, no files: (images, classes, per-image factors for ``meta`` or None)
+GENERATED = {"shapes": (make_shapes, SHAPE_CLASSES, shape_factors),
+             "colour_shapes": (make_colour_shapes, COLOUR_CLASSES, None)}
 SPLITS = {
     "shapes": ("train", "val", "test"),
     "colour_shapes": ("train", "val", "test"),
@@ -564,12 +565,12 @@ def load_dataset(name: str, split: str = "train", root: str | Path = "data", *,
                             transform)
     side = image_size or NATIVE_SIZE[name]
     if name in GENERATED:
-        make, classes = GENERATED[name]
+        make, classes, factors = GENERATED[name]
         n = size if size is not None else SHAPES_SPLIT_SIZES[split]
         check_fits(image_bytes(n, side), "cpu", f"{n} {name} images at 3x{side}x{side}")
-        images, labels = make(n, seed=_shapes_seed(seed, split, name), image_size=side)
-        meta = (shape_factors(n, seed=_shapes_seed(seed, split, name)) if name == "shapes"
-                else None)  # the factors each image was drawn from (notebook 05)
+        split_seed = _shapes_seed(seed, split, name)
+        images, labels = make(n, seed=split_seed, image_size=side)
+        meta = factors(n, seed=split_seed) if factors else None  # what drew each image
         return ImageTensorDataset(images, labels, classes, transform, meta=meta)
     images, labels, classes = _load_torchvision(name, split, root, download)
     if size is not None and size < len(labels):
