@@ -394,13 +394,11 @@ def append_results(path: str | os.PathLike, title: str, command: str, body: str,
                    note: str = "") -> None:
     """Append one dated section (title, machine, command, the printed table) to ``path``."""
     import datetime
-    import os.path
 
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     text = (f"\n### {title} ({stamp})\n\nMachine: {machine_description()}."
             + (f" {note}" if note else "") + f"\n\n```\n{command}\n{body}\n```\n")
-    mode = "a" if os.path.exists(path) else "w"
-    with open(path, mode) as f:
+    with open(path, "a") as f:
         f.write(text)
 
 

@@ -13,10 +13,10 @@ import dataclasses
 import sys
 
 from .config import OPTIMIZERS, PRECISIONS, PROFILE_NAMES, get_profile
-from .data import resolve_dataset
+from .data import DATASETS, resolve_dataset
 from .models import ENCODERS
 
-DATASET_CHOICES = ("shapes", "colour_shapes", "cifar10", "cifar100", "stl10", "folder")
+DATASET_CHOICES = DATASETS
 EXIT_BAD_INPUT = 2
 
 

@@ -293,9 +293,12 @@ def _split(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.
     return perm[n_val:], perm[:n_val]
 
 
+WEIGHT_DECAYS = (0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # the L2 strengths a probe tries on val
+
+
 def linear_probe(train_h: torch.Tensor, train_y: torch.Tensor, val_h: torch.Tensor | None,
                  val_y: torch.Tensor | None, test_h: torch.Tensor, test_y: torch.Tensor, *,
-                 weight_decays: Sequence[float] = (0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
+                 weight_decays: Sequence[float] = WEIGHT_DECAYS,
                  epochs: int = 100, num_classes: int | None = None, val_fraction: float = 0.2,
                  seed: int = 0, device: torch.device | str | None = None) -> dict[str, Any]:
     """Linear evaluation of frozen features (SimCLR Section 2.3, Appendix B.8).
@@ -358,7 +361,8 @@ def linear_probe(train_h: torch.Tensor, train_y: torch.Tensor, val_h: torch.Tens
             "val_accs": val_accs}
 
 
-def _images_labels(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def images_labels(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)`` of a dataset with those attributes, or of an ``(x, y)`` pair."""
     if isinstance(ds, (tuple, list)) and len(ds) == 2:
         return ds[0], ds[1]
     return ds.images, ds.labels
@@ -384,7 +388,7 @@ def linear_probe_encoder(encoder: nn.Module, train_ds: Any, val_ds: Any, test_ds
         The dictionary of :func:`linear_probe`.
     """
     def feats(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = _images_labels(ds)
+        x, y = images_labels(ds)
         return extract_features(encoder, x, batch_size, device, progress=progress), y
 
     train_h, train_y = feats(train_ds)

@@ -31,12 +31,19 @@ from .config import TrainConfig
 from .data import image_size_of
 from .device import module_device
 from .diagnostics import positive_pair_retrieval
-from .evaluate import capped_knn_k, extract_features, images_to_float, knn_accuracy, linear_probe
+from .evaluate import (
+    WEIGHT_DECAYS,
+    capped_knn_k,
+    extract_features,
+    images_labels,
+    images_to_float,
+    knn_accuracy,
+    linear_probe,
+)
 from .models import SimCLR
 from .train import fit
 
 SPLIT_NAMES = ("train", "val", "test")
-WEIGHT_DECAYS = (0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # the probe's grid, as in evaluate
 
 
 @dataclasses.dataclass
@@ -74,12 +81,6 @@ class ShortRun:
     def loss(self) -> float:
         """Mean NT-Xent loss of the last epoch."""
         return self.history[-1]["loss"]
-
-
-def _images_labels(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(ds, (tuple, list)) and len(ds) == 2:
-        return ds[0], ds[1]
-    return ds.images, ds.labels
 
 
 def _check_splits(splits: Mapping[str, Any]) -> None:
@@ -124,7 +125,7 @@ def probe(encoder: nn.Module, splits: Mapping[str, Any], *, head: nn.Module | No
     feats: dict[str, dict[str, torch.Tensor]] = {"h": {}, "z": {}}
     labels = {}
     for name in SPLIT_NAMES:
-        images, labels[name] = _images_labels(splits[name])
+        images, labels[name] = images_labels(splits[name])
         out = extract_features(encoder, images, batch_size, device, head=head)
         if head is None:
             feats["h"][name] = out  # (N, D)
@@ -222,7 +223,7 @@ def short_run(cfg: TrainConfig, splits: Mapping[str, Any], *, probe_z: bool = Tr
                    batch_size=batch_size)
     pretext = float("nan")
     if pretext_images:
-        pretext = pretext_accuracy(model, _images_labels(splits["test"])[0], cfg,
+        pretext = pretext_accuracy(model, images_labels(splits["test"])[0], cfg,
                                    n=pretext_images, batch_size=batch_size)
     return ShortRun(cfg, model, result.history, seconds, scores, pretext)
 

@@ -90,18 +90,22 @@ def to_numpy_images(images: Any) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def _image_axis(ax: Any, img: np.ndarray) -> None:
-    ax.imshow(img, interpolation="nearest")
+def image_axis(ax: Any, img: np.ndarray) -> Any:
+    """Show ``img`` on ``ax`` with no ticks or frame; returns the ``AxesImage``."""
+    shown = ax.imshow(img, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
+    return shown
 
 
-def _class_style(c: int, num_classes: int) -> tuple[str, str]:
+def _class_style(c: int) -> tuple[str, str]:
+    """Colour and marker of group ``c`` in a scatter plot (grey dots for unlabelled)."""
     if c < 0:
         return "#BBBBBB", "."
-    return PALETTE[c % len(PALETTE)], MARKERS[(c // len(PALETTE) + c) % len(MARKERS)]
+    return (SCATTER_COLOURS[c % len(SCATTER_COLOURS)],
+            MARKERS[(c // len(SCATTER_COLOURS) + c) % len(MARKERS)])
 
 
 OVERVIEW_STAGES = ("augment", "encoder", "head", "loss")
@@ -261,7 +265,7 @@ def show_views(images: Any, views_i: Any = None, views_j: Any = None, n: int = 8
             if i >= n:
                 fig.delaxes(ax)
                 continue
-            _image_axis(ax, imgs[i])
+            image_axis(ax, imgs[i])
             if titles is not None and i < len(titles):
                 ax.set_title(str(titles[i]), fontsize=9)
         fig.suptitle("Images")
@@ -272,7 +276,7 @@ def show_views(images: Any, views_i: Any = None, views_j: Any = None, n: int = 8
         if len(arr) < n:
             raise ValueError(f"{name} has {len(arr)} images, fewer than n={n}")
         for c in range(n):
-            _image_axis(axes[r, c], arr[c])
+            image_axis(axes[r, c], arr[c])
         axes[r, 0].set_ylabel(name, fontsize=10)
     if titles is not None:
         for c in range(min(n, len(titles))):
@@ -308,7 +312,7 @@ def plot_histograms(images: Any, bins: int = 32, n: int = 4,
     channels = (("R", "#D55E00", "-"), ("G", "#009E73", "--"), ("B", "#0072B2", ":"))
     tallest = 0.0
     for i in range(n):
-        _image_axis(axes[0, i], imgs[i])
+        image_axis(axes[0, i], imgs[i])
         if titles is not None and i < len(titles):
             axes[0, i].set_title(str(titles[i]), fontsize=9)
         ax = axes[1, i]
@@ -416,12 +420,8 @@ SCATTER_COLOURS = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C56
 def _scatter_groups(ax: Any, emb: np.ndarray, y: np.ndarray,
                     names: Sequence[str] | None) -> None:
     """One scatter per group of ``y`` (colour and marker per group), labelled for a legend."""
-    present = np.unique(y)
-    num = int(present.max()) + 1 if len(present) else 0
-    for c in present:
-        color, marker = _class_style(int(c), num)
-        if c >= 0:
-            color = SCATTER_COLOURS[int(c) % len(SCATTER_COLOURS)]
+    for c in np.unique(y):
+        color, marker = _class_style(int(c))
         name = "unlabelled" if c < 0 else (
             str(names[c]) if names is not None and c < len(names) else str(c))
         sel = y == c
@@ -710,7 +710,7 @@ def plot_knn_grid(query_images: Any, bank_images: Any, indices: Any, n_queries: 
     axes = fig.subplots(n_queries, k + 1, squeeze=False,
                         gridspec_kw={"width_ratios": [1.15] + [1] * k})
     for r in range(n_queries):
-        _image_axis(axes[r, 0], queries[r])
+        image_axis(axes[r, 0], queries[r])
         for spine in axes[r, 0].spines.values():
             spine.set_visible(True)
             spine.set_linewidth(2)
@@ -721,7 +721,7 @@ def plot_knn_grid(query_images: Any, bank_images: Any, indices: Any, n_queries: 
         for c in range(k):
             ax = axes[r, c + 1]
             j = idx[r, c]
-            _image_axis(ax, bank[j])
+            image_axis(ax, bank[j])
             if labelled:
                 same = by[j] == qy[r]
                 for spine in ax.spines.values():

@@ -64,7 +64,7 @@ from .distributed import (
 )
 from .evaluate import capped_knn_k, extract_features, knn_accuracy
 from .loss import nt_xent
-from .memory import BACKWARD_FACTOR, check_fits, image_bytes, saved_bytes_per_image
+from .memory import BACKWARD_FACTOR, check_fits, saved_bytes_per_image
 from .models import SimCLR, build_model
 from .optim import build_optimizer, warmup_cosine
 
@@ -194,9 +194,10 @@ def _check_memory(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Non
     """
     s = image_size_of(cfg)
     copies = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes per machine (torchrun)
-    n = dataset_nbytes(cfg.dataset, cfg.split, cfg.data_dir, image_size=cfg.image_size,
-                       size=cfg.train_size) // (3 * s * s)
-    data = image_bytes(n, s) if cfg.in_memory else 0
+    nbytes = dataset_nbytes(cfg.dataset, cfg.split, cfg.data_dir, image_size=cfg.image_size,
+                            size=cfg.train_size)
+    n = nbytes // (3 * s * s)
+    data = nbytes if cfg.in_memory else 0
     data_what = f"the {n} training images at 3x{s}x{s}" + (
         f", once per process ({copies})" if copies > 1 else "")
     if data:

@@ -45,7 +45,7 @@ from PIL import Image
 
 from .augment import BatchedAugment
 from .loss import nt_xent, similarity_logits
-from .plots import BAD, GOOD, PALETTE, to_numpy_images
+from .plots import BAD, GOOD, PALETTE, image_axis, to_numpy_images
 
 DPI = 100          # explorer figures: 100 pixels per inch, the notebook figures' density
 # JupyterLab's notebook column (file browser open) is about 960 px wide in a 1400-px window
@@ -228,13 +228,6 @@ def _slider(description: str, value: float, low: float, high: float, step: float
                                   description=description, continuous_update=False)
 
 
-def _bare(ax: Any) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-
-
 def _views_figure(images: np.ndarray, size: int) -> tuple[Figure, list[list[Any]]]:
     """Columns of (image, view x_i, view x_j), laid out once in pixels.
 
@@ -261,8 +254,7 @@ def _views_figure(images: np.ndarray, size: int) -> tuple[Figure, list[list[Any]
             x0 = left + c * (cell + gap)
             y0 = height - top - (r + 1) * cell - r * gap
             ax = fig.add_axes((x0 / width, y0 / height, cell / width, cell / height))
-            _bare(ax)
-            row.append(ax.imshow(images[c] if r == 0 else blank, interpolation="nearest"))
+            row.append(image_axis(ax, images[c] if r == 0 else blank))
         row[0].axes.set_ylabel(label, fontsize=10)
         rows.append(row)
     fig.text(left / width, 1 - 8 / height, f"Each image and two augmented views, {size} px"
